@@ -1,0 +1,1 @@
+//! memdiff-linear

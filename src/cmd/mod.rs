@@ -1,0 +1,11 @@
+//! One module per subcommand: its clap arguments and a `run` that calls into the crates.
+pub mod bench;
+pub mod data;
+pub mod eval;
+pub mod export;
+pub mod linear;
+pub mod model;
+pub mod report;
+pub mod sample;
+pub mod sweep;
+pub mod train;
