@@ -1,9 +1,28 @@
-use clap::Args;
+//! `memdiff bench ...`: throughput benchmarks. Each prints its figures; compare them with
+//! `../shared/bench/torch_ref.py` run right before or after on the same idle machine.
+use clap::{Args, Subcommand};
 
-/// (not implemented yet)
+/// Throughput benchmarks (training step, sampling, KDE metric).
 #[derive(Args, Debug)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
 
-pub fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`memdiff bench` is not implemented yet")
+#[derive(Subcommand, Debug)]
+enum BenchWhat {
+    /// Training steps of the U-Net per second (img/s).
+    Train(super::bench_train::BenchTrainArgs),
+    /// Batched ancestral sampling.
+    Sample(super::bench_sample::BenchSampleArgs),
+    /// The exact KDE metric on synthetic sets.
+    Kde(super::bench_kde::BenchKdeArgs),
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        BenchWhat::Train(a) => super::bench_train::run(a),
+        BenchWhat::Sample(a) => super::bench_sample::run(a),
+        BenchWhat::Kde(a) => super::bench_kde::run(a),
+    }
 }

@@ -1,5 +1,9 @@
 //! One module per subcommand: its clap arguments and a `run` that calls into the crates.
+pub mod audit;
 pub mod bench;
+pub mod bench_kde;
+pub mod bench_sample;
+pub mod bench_train;
 pub mod data;
 pub mod eval;
 pub mod export;

@@ -9,3 +9,6 @@ pub mod config;
 pub mod images;
 
 pub use images::ImageSet;
+pub mod quantize;
+pub mod recipe;
+pub mod reference;

@@ -1,0 +1,1 @@
+//! memdiff-plot
