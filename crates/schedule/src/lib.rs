@@ -3,8 +3,20 @@
 //!
 //! Steps are numbered `t = 1..=s` (standard indexing, Ho et al. 2020):
 //! `alpha_t = 1 - beta_t`, `alpha_bar_t = prod_{j=1..t} alpha_j`.
+//!
+//! - [`Schedule`]: `beta_t`, `alpha_t`, `alpha_bar_t` for `linear`, `scaled-linear`, `cosine`.
+//! - [`Indexing`]: which integer the network is told (standard `t`, or the papers' `t - 1`).
+//! - [`spacing`]: the DDIM timestep subsets `trailing | leading | linspace` (as in diffusers).
+//! - [`sampler`]: the reverse-chain step rules (ancestral DDPM, DDIM with eta) as coefficients,
+//!   and a host-side driver over any ε-predictor ([`sampler::EpsModel`]), seeded per image.
 
 use serde::{Deserialize, Serialize};
+
+pub mod sampler;
+pub mod spacing;
+
+pub use sampler::{EpsModel, SampleOptions, Sampler, SamplerError, Step};
+pub use spacing::TimestepSpacing;
 
 /// How `beta_t` is laid out over `t = 1..=s`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -46,16 +58,57 @@ impl std::fmt::Display for BetaSchedule {
     }
 }
 
-/// How the papers' code numbers steps. `Standard` is the default everywhere.
+/// Which integer the network is told for chain step `t` (SPEC §2, §3). `Standard` is the
+/// default everywhere; the papers' shift is only ever used when named.
+///
+/// Both variants run the *same* chain (`beta_t`, `alpha_t`, `alpha_bar_t` of the standard
+/// indexing for `t = s..1` when sampling, `t` uniform in `1..=s` when training); they differ
+/// only in the step label fed to the network's time encoding:
+/// - `Standard`: the network sees `t` (`1..=s`).
+/// - `PapersShifted`: the network sees `t - 1` (`0..=s-1`). This is the seeds' code, which keeps
+///   0-based arrays (`beta[i]`, `alpha_hat[i] = cumprod(alpha)[i]`, the product over the
+///   0-based `j < i + 1`) and passes the array index `i = t - 1` to the network. Trainer and
+///   sampler must use the same variant: always go through [`Indexing::net_t`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Indexing {
-    /// `alpha_bar_t = prod_{j<=t}`, trained on `t in 1..=s`, network sees `t`.
+    /// The network sees `t` in `1..=s`.
     #[default]
     Standard,
-    /// The seeds' code (SPEC §2): `alpha_bar` is the product over `j < t`, training draws
-    /// `t in 0..s-1`, sampling runs `t = s-1..0`, the network sees that shifted `t`.
+    /// The network sees `t - 1` in `0..=s-1` (the seeds' code).
     PapersShifted,
+}
+
+impl Indexing {
+    /// The integer given to the network for chain step `t` in `1..=s` (training and sampling).
+    pub fn net_t(self, t: usize) -> usize {
+        match self {
+            Self::Standard => t,
+            Self::PapersShifted => t - 1,
+        }
+    }
+}
+
+impl std::str::FromStr for Indexing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "standard" => Ok(Self::Standard),
+            "papers-shifted" => Ok(Self::PapersShifted),
+            _ => Err(format!(
+                "unknown indexing `{s}`: use standard or papers-shifted"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Indexing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Standard => "standard",
+            Self::PapersShifted => "papers-shifted",
+        })
+    }
 }
 
 /// Error for an impossible schedule.
@@ -131,6 +184,63 @@ impl Schedule {
             1.0
         } else {
             self.alpha_bars[t - 1]
+        }
+    }
+}
+
+#[cfg(test)]
+mod goldens;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn betas_and_alpha_bars_match_numpy_goldens() {
+        let mut checked = 0;
+        for &(name, s, t, beta, alpha_bar) in goldens::SCHEDULES {
+            let sch = Schedule::new(name.parse().unwrap(), s).unwrap();
+            let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+            assert!(
+                rel(sch.beta(t), beta) < 1e-12,
+                "{name} s={s} t={t}: beta {} vs {beta}",
+                sch.beta(t)
+            );
+            assert!(
+                rel(sch.alpha_bar(t), alpha_bar) < 1e-12,
+                "{name} s={s} t={t}: alpha_bar {} vs {alpha_bar}",
+                sch.alpha_bar(t)
+            );
+            assert_eq!(sch.alpha(t), 1.0 - sch.beta(t));
+            checked += 1;
+        }
+        assert_eq!(checked, goldens::SCHEDULES.len());
+        assert!(checked >= 3 * 3 * 7);
+    }
+
+    #[test]
+    fn spec_facts() {
+        // SPEC §2: linear with s = 10 does not reach noise (alpha_bar_s ~ 0.90), s = 100 ~ 0.36.
+        let s10 = Schedule::new(BetaSchedule::Linear, 10).unwrap();
+        assert!((s10.alpha_bar(10) - 0.90).abs() < 0.005);
+        let s100 = Schedule::new(BetaSchedule::Linear, 100).unwrap();
+        assert!((s100.alpha_bar(100) - 0.36).abs() < 0.005);
+        // Scaled-linear discretises about the same total noise for every s.
+        let a = Schedule::new(BetaSchedule::ScaledLinear, 100).unwrap();
+        let b = Schedule::new(BetaSchedule::ScaledLinear, 1000).unwrap();
+        assert!(a.alpha_bar(100) < 1e-3 && b.alpha_bar(1000) < 1e-3);
+        assert_eq!(s10.alpha_bar(0), 1.0);
+        assert_eq!(s10.betas.len(), 10);
+    }
+
+    #[test]
+    fn too_few_steps_is_an_error() {
+        let e = Schedule::new(BetaSchedule::Cosine, 1).unwrap_err();
+        assert_eq!(e, ScheduleError::TooFewSteps(1));
+        assert!(e.to_string().contains("--steps 2 or more"));
+        assert!("quadratic".parse::<BetaSchedule>().is_err());
+        for name in ["linear", "scaled-linear", "cosine"] {
+            assert_eq!(name.parse::<BetaSchedule>().unwrap().to_string(), name);
         }
     }
 }
