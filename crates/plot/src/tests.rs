@@ -1,0 +1,97 @@
+use super::*;
+
+fn sample_plot(log: bool) -> LinePlot {
+    let mut p = LinePlot::new("Test plot", "n / d", "P(Δ>0)");
+    p.log_x = log;
+    p.log_y = log;
+    p.series.push(
+        Series::line_and_points("alpha curve", vec![(1.0, 0.1), (10.0, 0.5), (100.0, 0.9)])
+            .with_band(vec![(1.0, 0.05, 0.2), (10.0, 0.4, 0.6), (100.0, 0.8, 0.95)]),
+    );
+    p.series
+        .push(Series::line("beta dashed", vec![(1.0, 0.2), (100.0, 0.3)]).dashed());
+    // Non-finite and (on log axes) non-positive points are dropped, not an error.
+    p.series.push(Series::points(
+        "gamma",
+        vec![(2.0, 0.3), (f64::NAN, 1.0), (0.0, 0.5), (5.0, -1.0)],
+    ));
+    p
+}
+
+#[test]
+fn svg_has_title_labels_and_legend() {
+    for log in [false, true] {
+        let svg = sample_plot(log).render_svg().unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
+        for text in [
+            "Test plot",
+            "n / d",
+            "P(Δ&gt;0)",
+            "alpha curve",
+            "beta dashed",
+            "gamma",
+        ] {
+            assert!(svg.contains(text), "log={log}: missing {text}");
+        }
+    }
+}
+
+#[test]
+fn png_decodes_with_the_right_size_and_uses_the_palette() {
+    let p = sample_plot(true);
+    let png = p.render_png().unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let img = image::load_from_memory(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), p.size);
+    // The first two palette colours are drawn somewhere (series lines).
+    for c in [palette(0), palette(1)] {
+        let hit = img.pixels().any(|px| px.0 == [c.0, c.1, c.2]);
+        assert!(hit, "colour {c:?} not found");
+    }
+    // Text is rendered: dark pixels exist in the caption strip.
+    let dark = (0..p.size.0)
+        .flat_map(|x| (0..40).map(move |y| (x, y)))
+        .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&v| v < 100))
+        .count();
+    assert!(dark > 50, "caption looks empty ({dark} dark pixels)");
+}
+
+#[test]
+fn save_writes_both_files_and_no_temporaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("sub").join("fig");
+    let paths = sample_plot(false).save(&base).unwrap();
+    assert_eq!(paths.len(), 2);
+    assert!(paths[0].ends_with("fig.svg") && paths[1].ends_with("fig.png"));
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn unwritable_path_is_named() {
+    let e = sample_plot(false)
+        .save(Path::new("/proc/memdiff-no/fig"))
+        .unwrap_err();
+    assert!(e.to_string().contains("/proc/memdiff-no/fig.svg"), "{e}");
+}
+
+#[test]
+fn bad_fixed_range_is_an_error_and_empty_plot_is_fine() {
+    let mut p = sample_plot(true);
+    p.y_range = Some((0.0, 1.0)); // 0 on a log axis
+    let e = p.render_svg().unwrap_err();
+    assert!(e.to_string().contains("y range"), "{e}");
+    let empty = LinePlot::new("empty", "x", "y");
+    assert!(empty.render_svg().unwrap().contains("empty"));
+}
+
+#[test]
+fn tick_format() {
+    assert_eq!(fmt_tick(0.0), "0");
+    assert_eq!(fmt_tick(0.25), "0.25");
+    assert_eq!(fmt_tick(100.0), "100");
+    assert_eq!(fmt_tick(1e-5), "1e-5");
+}
