@@ -139,6 +139,9 @@ pub struct LinePlot {
     pub size: (u32, u32),
 }
 
+/// An axis range `(lo, hi)`.
+type Range = (f64, f64);
+
 /// Tableau-10 palette: distinct, colour-blind-friendlier than the primaries.
 const PALETTE: [(u8, u8, u8); 10] = [
     (31, 119, 180),
@@ -243,7 +246,7 @@ impl LinePlot {
     }
 
     /// The data ranges over points and bands, with a margin (multiplicative on log axes).
-    fn ranges(&self) -> Result<((f64, f64), (f64, f64)), PlotError> {
+    fn ranges(&self) -> Result<(Range, Range), PlotError> {
         let mut xs = Vec::new();
         let mut ys = Vec::new();
         for s in &self.series {
