@@ -1,0 +1,370 @@
+//! THE results table (`results.csv`): one row per simulation, written by the sweep and read by
+//! `memdiff eval summarize` and the report.
+//!
+//! ## Columns, in this order
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `data` | text | `gmm` or `mnist` (data set) |
+//! | `px` | int | image side (d = px² for one channel) |
+//! | `d` | int | pixels per sample |
+//! | `components` | int | GMM components C (0 for MNIST) |
+//! | `n` | int | training-set size n of the grid point |
+//! | `steps` | int | diffusion steps s (of the model the row belongs to; reference rows carry the s of the model grid point they sit beside) |
+//! | `generator` | text | `model`, `oracle`, `copy` or `copy+noise:SIGMA` |
+//! | `protocol` | text | `default` (one scale for all sets) or `papers-code` (SPEC §5) |
+//! | `sim` | int | simulation index at this grid point |
+//! | `seed` | int | seed of the simulation |
+//! | `n_original` | int | N, size of O |
+//! | `n_train` | int | size of the T used in E_TG (0.9 n under `papers-code`) |
+//! | `n_generated` | int | g |
+//! | `bandwidth` | text | rule, as `std-over-n` / `std-n-pow-minus-1-over-d` / `silverman` / `fixed:V` |
+//! | `dequantized` | text | `none`, `uniform` (U(0, 1/255) noise) or `floor` (eps ≥ 1/255) |
+//! | `e_tg`, `e_og` | float | distances (SPEC §4; units as the protocol, see `scale` in run.toml) |
+//! | `delta` | float | `e_tg - e_og` (the papers' Δ) |
+//! | `delta_unbiased` | float | Δ_U of SPEC §4b (NaN if n_train = 1) |
+//! | `nn_ratio_mean` | float | mean nearest/second-nearest distance ratio (NaN if not computed) |
+//! | `nn_frac_memorized` | float | fraction of G with ratio < 1/3 (NaN if not computed) |
+//! | `pixels_used`, `pixels_skipped` | int | usable / constant pixels |
+//! | `train_seconds` | float | training wall time (NaN or empty for reference generators) |
+//! | `final_loss` | float | last training loss (NaN or empty for reference generators) |
+//!
+//! Floats may be written as `NaN` or left empty (read as NaN). Use [`write_csv`] / [`read_csv`]
+//! (or serde + the `csv` crate with [`SimRow`]; the header is [`HEADER`]).
+//!
+//! ## Aggregation ([`summarize`])
+//! Rows are grouped by every settings column, i.e. all but `sim`, `seed` and the measured
+//! columns. Per group: `m`, P(Δ > 0) and P(Δ_U > 0) with 95 % Wilson intervals, mean ± standard
+//! error of `e_tg`, `e_og`, `delta`, `delta_unbiased`, of Ê_OG and Ê_TG (each row's value
+//! divided by the group mean at the smallest `n` of its *family*: the rows sharing every
+//! settings column except `n` and `n_train`), the mean `nn_frac_memorized`, and — for
+//! generators other than the oracle — a Mann–Whitney comparison of the group's Δ with the
+//! oracle group of the same settings (SPEC §4b: read the model against the oracle). [`eta`] gives
+//! η per family from the smallest and largest `n`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{MetricsError, Result};
+use crate::stats::{self, MannWhitney, MeanSe, Proportion};
+
+/// The header line, in column order.
+pub const HEADER: [&str; 25] = [
+    "data",
+    "px",
+    "d",
+    "components",
+    "n",
+    "steps",
+    "generator",
+    "protocol",
+    "sim",
+    "seed",
+    "n_original",
+    "n_train",
+    "n_generated",
+    "bandwidth",
+    "dequantized",
+    "e_tg",
+    "e_og",
+    "delta",
+    "delta_unbiased",
+    "nn_ratio_mean",
+    "nn_frac_memorized",
+    "pixels_used",
+    "pixels_skipped",
+    "train_seconds",
+    "final_loss",
+];
+
+fn f64_or_nan<'de, D: Deserializer<'de>>(de: D) -> std::result::Result<f64, D::Error> {
+    let s = String::deserialize(de)?;
+    let t = s.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("nan") {
+        return Ok(f64::NAN);
+    }
+    t.parse::<f64>()
+        .map_err(|_| serde::de::Error::custom(format!("not a number: {t:?}")))
+}
+
+/// One simulation (one row of `results.csv`); see the module doc for the columns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimRow {
+    pub data: String,
+    pub px: u32,
+    pub d: u32,
+    pub components: u32,
+    pub n: u64,
+    pub steps: u32,
+    pub generator: String,
+    pub protocol: String,
+    pub sim: u64,
+    pub seed: u64,
+    pub n_original: u64,
+    pub n_train: u64,
+    pub n_generated: u64,
+    pub bandwidth: String,
+    pub dequantized: String,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub e_tg: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub e_og: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub delta: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub delta_unbiased: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub nn_ratio_mean: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub nn_frac_memorized: f64,
+    pub pixels_used: u64,
+    pub pixels_skipped: u64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub train_seconds: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub final_loss: f64,
+}
+
+/// Writes the header and `rows` as CSV.
+pub fn write_csv<W: Write>(w: W, rows: &[SimRow]) -> Result<()> {
+    let mut wr = csv::WriterBuilder::new().has_headers(false).from_writer(w);
+    wr.write_record(HEADER)
+        .map_err(|e| MetricsError::Csv(e.to_string()))?;
+    for r in rows {
+        wr.serialize(r)
+            .map_err(|e| MetricsError::Csv(e.to_string()))?;
+    }
+    wr.flush().map_err(|e| MetricsError::Csv(e.to_string()))
+}
+
+/// Reads a results table. The header must be exactly [`HEADER`] (an older or foreign file is
+/// refused with the first differing column named); errors name the line.
+pub fn read_csv<R: Read>(r: R) -> Result<Vec<SimRow>> {
+    let mut rd = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(r);
+    let hdr = rd
+        .headers()
+        .map_err(|e| MetricsError::Csv(e.to_string()))?
+        .clone();
+    let got: Vec<&str> = hdr.iter().collect();
+    if got != HEADER {
+        let i = got
+            .iter()
+            .zip(HEADER.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(HEADER.len()));
+        return Err(MetricsError::Csv(format!(
+            "header column {} is {:?}, expected {:?} (the columns must be exactly: {})",
+            i + 1,
+            got.get(i).copied().unwrap_or("<missing>"),
+            HEADER.get(i).copied().unwrap_or("<none>"),
+            HEADER.join(",")
+        )));
+    }
+    let mut rows = Vec::new();
+    for (i, rec) in rd.deserialize::<SimRow>().enumerate() {
+        let row = rec.map_err(|e| MetricsError::Csv(format!("line {}: {e}", i + 2)))?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// The settings of a group (every column but `sim`, `seed` and the measurements).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GroupKey {
+    pub data: String,
+    pub px: u32,
+    pub d: u32,
+    pub components: u32,
+    pub steps: u32,
+    pub protocol: String,
+    pub n_original: u64,
+    pub n_generated: u64,
+    pub bandwidth: String,
+    pub dequantized: String,
+    pub generator: String,
+    pub n: u64,
+    pub n_train: u64,
+}
+
+impl GroupKey {
+    fn of(r: &SimRow) -> Self {
+        GroupKey {
+            data: r.data.clone(),
+            px: r.px,
+            d: r.d,
+            components: r.components,
+            steps: r.steps,
+            protocol: r.protocol.clone(),
+            n_original: r.n_original,
+            n_generated: r.n_generated,
+            bandwidth: r.bandwidth.clone(),
+            dequantized: r.dequantized.clone(),
+            generator: r.generator.clone(),
+            n: r.n,
+            n_train: r.n_train,
+        }
+    }
+    /// The family: the key without `n` and `n_train` (for Ê and η).
+    fn family(&self) -> GroupKey {
+        GroupKey {
+            n: 0,
+            n_train: 0,
+            ..self.clone()
+        }
+    }
+    /// The same settings with the oracle generator.
+    fn oracle(&self) -> GroupKey {
+        GroupKey {
+            generator: "oracle".into(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Comparison of a group's Δ with the oracle's at the same settings (two-sided Mann–Whitney).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OracleComparison {
+    pub test: MannWhitney,
+    /// `towards copying` (Δ stochastically smaller than the oracle's, p < 0.05),
+    /// `away from copying` (larger, p < 0.05) or `indistinguishable`.
+    pub verdict: String,
+}
+
+/// Aggregates of one group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupSummary {
+    pub key: GroupKey,
+    pub m: usize,
+    /// P(Δ > 0) with its Wilson interval.
+    pub p_delta: Proportion,
+    /// P(Δ_U > 0) over the rows with a finite Δ_U.
+    pub p_delta_unbiased: Proportion,
+    pub e_tg: MeanSe,
+    pub e_og: MeanSe,
+    pub delta: MeanSe,
+    pub delta_unbiased: MeanSe,
+    /// E_OG / mean E_OG at the family's smallest n.
+    pub ehat_og: MeanSe,
+    pub ehat_tg: MeanSe,
+    /// The smallest n of the family (the Ê reference).
+    pub n0: u64,
+    pub nn_frac_memorized: MeanSe,
+    /// Model (or copy) vs oracle at the same settings; `None` for the oracle or without one.
+    pub vs_oracle: Option<OracleComparison>,
+}
+
+/// Groups `rows` and aggregates each group (module doc), sorted by settings then `n`.
+pub fn summarize(rows: &[SimRow]) -> Vec<GroupSummary> {
+    let mut groups: BTreeMap<GroupKey, Vec<&SimRow>> = BTreeMap::new();
+    for r in rows {
+        groups.entry(GroupKey::of(r)).or_default().push(r);
+    }
+    // Family reference: group with the smallest n.
+    let mut base: BTreeMap<GroupKey, (u64, f64, f64)> = BTreeMap::new();
+    for (k, rs) in &groups {
+        let fam = k.family();
+        let e_og = stats::mean_se(&rs.iter().map(|r| r.e_og).collect::<Vec<_>>()).mean;
+        let e_tg = stats::mean_se(&rs.iter().map(|r| r.e_tg).collect::<Vec<_>>()).mean;
+        match base.get(&fam) {
+            Some(&(n0, _, _)) if n0 <= k.n => {}
+            _ => {
+                base.insert(fam, (k.n, e_og, e_tg));
+            }
+        }
+    }
+    groups
+        .iter()
+        .map(|(k, rs)| {
+            let col = |f: fn(&SimRow) -> f64| rs.iter().map(|r| f(r)).collect::<Vec<f64>>();
+            let delta = col(|r| r.delta);
+            let du = col(|r| r.delta_unbiased);
+            let fin = |v: &[f64]| v.iter().filter(|x| x.is_finite()).count() as u64;
+            let pos = |v: &[f64]| v.iter().filter(|x| **x > 0.0).count() as u64;
+            let (n0, og0, tg0) = base[&k.family()];
+            let vs_oracle = if k.generator != "oracle" {
+                groups.get(&k.oracle()).and_then(|orows| {
+                    let od: Vec<f64> = orows.iter().map(|r| r.delta).collect();
+                    stats::mann_whitney(&delta, &od).ok().map(|t| OracleComparison {
+                        verdict: if t.p >= 0.05 {
+                            "indistinguishable".into()
+                        } else if t.effect < 0.5 {
+                            "towards copying".into()
+                        } else {
+                            "away from copying".into()
+                        },
+                        test: t,
+                    })
+                })
+            } else {
+                None
+            };
+            GroupSummary {
+                key: k.clone(),
+                m: rs.len(),
+                p_delta: stats::wilson(pos(&delta), fin(&delta), stats::Z95),
+                p_delta_unbiased: stats::wilson(pos(&du), fin(&du), stats::Z95),
+                e_tg: stats::mean_se(&col(|r| r.e_tg)),
+                e_og: stats::mean_se(&col(|r| r.e_og)),
+                delta: stats::mean_se(&delta),
+                delta_unbiased: stats::mean_se(&du),
+                ehat_og: stats::mean_se(&rs.iter().map(|r| r.e_og / og0).collect::<Vec<_>>()),
+                ehat_tg: stats::mean_se(&rs.iter().map(|r| r.e_tg / tg0).collect::<Vec<_>>()),
+                n0,
+                nn_frac_memorized: stats::mean_se(&col(|r| r.nn_frac_memorized)),
+                vs_oracle,
+            }
+        })
+        .collect()
+}
+
+/// η of one family (settings without n): from the mean E_OG at its smallest and largest n.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EtaRow {
+    /// The family's settings (`n` and `n_train` set to 0).
+    pub key: GroupKey,
+    pub n_small: u64,
+    pub n_large: u64,
+    pub e_og_small: f64,
+    pub e_og_large: f64,
+    /// η, or `None` with `error` when it is undefined (ratio not below 1, or a single n).
+    pub eta: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// η (SPEC §4, seed 000) per family of [`summarize`]'s groups.
+pub fn eta(groups: &[GroupSummary]) -> Vec<EtaRow> {
+    let mut fams: BTreeMap<GroupKey, Vec<&GroupSummary>> = BTreeMap::new();
+    for g in groups {
+        fams.entry(g.key.family()).or_default().push(g);
+    }
+    fams.into_iter()
+        .map(|(key, gs)| {
+            let small = gs.iter().min_by_key(|g| g.key.n).unwrap();
+            let large = gs.iter().max_by_key(|g| g.key.n).unwrap();
+            let (eta, error) = if small.key.n == large.key.n {
+                (None, Some("only one n in this family".to_string()))
+            } else {
+                match stats::eta(
+                    small.key.n,
+                    small.e_og.mean,
+                    large.key.n,
+                    large.e_og.mean,
+                ) {
+                    Ok(v) => (Some(v), None),
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            };
+            EtaRow {
+                key,
+                n_small: small.key.n,
+                n_large: large.key.n,
+                e_og_small: small.e_og.mean,
+                e_og_large: large.e_og.mean,
+                eta,
+                error,
+            }
+        })
+        .collect()
+}
