@@ -16,7 +16,9 @@ pub enum MetricsError {
     #[error("{set} set is empty (it needs at least one sample)")]
     Empty { set: String },
     /// NaN or infinity in a set.
-    #[error("{set} set: sample {row}, pixel {pixel} is {value} (only finite values can be evaluated)")]
+    #[error(
+        "{set} set: sample {row}, pixel {pixel} is {value} (only finite values can be evaluated)"
+    )]
     NonFinite {
         set: String,
         row: usize,

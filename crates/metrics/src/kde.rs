@@ -521,7 +521,13 @@ pub fn self_term(a: &Column, eps: f64, cutoff: Option<f64>) -> SelfTerm {
 }
 
 /// `S_AB` (normalised) of two columns and the bound on its error.
-pub fn cross_term(a: &Column, eps_a: f64, b: &Column, eps_b: f64, cutoff: Option<f64>) -> (f64, f64) {
+pub fn cross_term(
+    a: &Column,
+    eps_a: f64,
+    b: &Column,
+    eps_b: f64,
+    cutoff: Option<f64>,
+) -> (f64, f64) {
     let v = eps_a * eps_a + eps_b * eps_b;
     let r = cutoff.unwrap_or_else(|| auto_cutoff(a.n, b.n));
     let p = cross_sum(a, b, v, r);
@@ -886,7 +892,12 @@ mod tests {
 
     #[test]
     fn bandwidth_round_trips_and_rejects() {
-        for s in ["std-over-n", "std-n-pow-minus-1-over-d", "silverman", "fixed:0.25"] {
+        for s in [
+            "std-over-n",
+            "std-n-pow-minus-1-over-d",
+            "silverman",
+            "fixed:0.25",
+        ] {
             let b: Bandwidth = s.parse().unwrap();
             assert_eq!(b.to_string(), s);
         }

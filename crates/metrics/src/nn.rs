@@ -106,7 +106,11 @@ pub fn nearest_neighbours<T: Value, G: Value>(
 
 /// Mean ratio, fraction below 1/3, mean d1.
 pub fn summarize(nb: &[Neighbour]) -> NnSummary {
-    let finite: Vec<f64> = nb.iter().map(|n| n.ratio).filter(|r| r.is_finite()).collect();
+    let finite: Vec<f64> = nb
+        .iter()
+        .map(|n| n.ratio)
+        .filter(|r| r.is_finite())
+        .collect();
     let m = finite.len() as f64;
     NnSummary {
         ratio_mean: finite.iter().sum::<f64>() / m,

@@ -86,9 +86,7 @@ fn integrals(a: &Column, ea: f64, b: &Column, eb: f64) -> ([f64; 3], u64) {
     let (aa, p1) = lattice_integral(a, ea, ea / 3.0, |x| density(a, ea, x).powi(2));
     let (bb, p2) = lattice_integral(b, eb, eb / 3.0, |x| density(b, eb, x).powi(2));
     let (nar, en) = if ea <= eb { (a, ea) } else { (b, eb) };
-    let (ab, p3) = lattice_integral(nar, en, en / 3.0, |x| {
-        density(a, ea, x) * density(b, eb, x)
-    });
+    let (ab, p3) = lattice_integral(nar, en, en / 3.0, |x| density(a, ea, x) * density(b, eb, x));
     ([aa, bb, ab], p1 + p2 + p3)
 }
 

@@ -142,7 +142,9 @@ pub fn write_csv<W: Write>(w: W, rows: &[SimRow]) -> Result<()> {
 /// Reads a results table. The header must be exactly [`HEADER`] (an older or foreign file is
 /// refused with the first differing column named); errors name the line.
 pub fn read_csv<R: Read>(r: R) -> Result<Vec<SimRow>> {
-    let mut rd = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(r);
+    let mut rd = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(r);
     let hdr = rd
         .headers()
         .map_err(|e| MetricsError::Csv(e.to_string()))?
@@ -286,16 +288,18 @@ pub fn summarize(rows: &[SimRow]) -> Vec<GroupSummary> {
             let vs_oracle = if k.generator != "oracle" {
                 groups.get(&k.oracle()).and_then(|orows| {
                     let od: Vec<f64> = orows.iter().map(|r| r.delta).collect();
-                    stats::mann_whitney(&delta, &od).ok().map(|t| OracleComparison {
-                        verdict: if t.p >= 0.05 {
-                            "indistinguishable".into()
-                        } else if t.effect < 0.5 {
-                            "towards copying".into()
-                        } else {
-                            "away from copying".into()
-                        },
-                        test: t,
-                    })
+                    stats::mann_whitney(&delta, &od)
+                        .ok()
+                        .map(|t| OracleComparison {
+                            verdict: if t.p >= 0.05 {
+                                "indistinguishable".into()
+                            } else if t.effect < 0.5 {
+                                "towards copying".into()
+                            } else {
+                                "away from copying".into()
+                            },
+                            test: t,
+                        })
                 })
             } else {
                 None
@@ -346,12 +350,7 @@ pub fn eta(groups: &[GroupSummary]) -> Vec<EtaRow> {
             let (eta, error) = if small.key.n == large.key.n {
                 (None, Some("only one n in this family".to_string()))
             } else {
-                match stats::eta(
-                    small.key.n,
-                    small.e_og.mean,
-                    large.key.n,
-                    large.e_og.mean,
-                ) {
+                match stats::eta(small.key.n, small.e_og.mean, large.key.n, large.e_og.mean) {
                     Ok(v) => (Some(v), None),
                     Err(e) => (None, Some(e.to_string())),
                 }
