@@ -2,6 +2,10 @@
 //! cuda behind features).
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
+pub mod export;
 pub mod sample;
 pub mod train;
+
+pub use memdiff_model::{UNet, UNetConfig};

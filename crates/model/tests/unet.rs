@@ -1,0 +1,165 @@
+//! U-Net facts: parameter count, shapes, seeding, the upsampling and time-encoding pieces.
+
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use memdiff_model::{
+    macs_per_image, param_count, pos_encoding, upsample2x, upsample_matrix, ModelError, UNetConfig,
+};
+
+fn dev() -> Device {
+    Device::flex()
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn papers_width_has_12_919_041_parameters_at_every_px() {
+    for px in [8, 16, 32] {
+        let cfg = UNetConfig::new(px, 1, 64);
+        assert_eq!(param_count(&cfg), 12_919_041, "formula at px {px}");
+    }
+    // Built, once (the count does not depend on px: same modules).
+    let m = UNetConfig::new(8, 1, 64).init(&dev()).unwrap();
+    assert_eq!(m.num_params(), 12_919_041);
+    // A tiny width: the formula and the built network agree too.
+    let cfg = UNetConfig::new(16, 3, 6);
+    assert_eq!(
+        cfg.init(&dev()).unwrap().num_params() as u64,
+        param_count(&cfg)
+    );
+}
+
+#[test]
+fn multiply_adds_match_torch_flop_counter() {
+    // torch_ref.py / torch.utils.flop_counter: 0.184, 0.737, 2.95 GFLOP per image forward.
+    let g = |px| 2.0 * macs_per_image(&UNetConfig::new(px, 1, 64)) as f64 / 1e9;
+    assert!((g(8) - 0.184).abs() < 0.001, "{}", g(8));
+    assert!((g(16) - 0.737).abs() < 0.001, "{}", g(16));
+    assert!((g(32) - 2.95).abs() < 0.01, "{}", g(32));
+}
+
+#[test]
+fn bad_shapes_are_typed_errors() {
+    for px in [0, 4, 12, 28] {
+        let e = UNetConfig::new(px, 1, 64).init(&dev()).unwrap_err();
+        assert_eq!(e, ModelError::BadPx(px));
+        assert!(e.to_string().contains("multiple of 8"));
+    }
+    assert_eq!(
+        UNetConfig::new(8, 1, 3).validate().unwrap_err(),
+        ModelError::BadBase(3)
+    );
+    assert_eq!(
+        UNetConfig::new(8, 0, 4).validate().unwrap_err(),
+        ModelError::BadChannels(0)
+    );
+}
+
+#[test]
+fn output_has_the_input_shape_at_px_8_16_32() {
+    let d = dev();
+    for px in [8, 16, 32] {
+        let m = UNetConfig::new(px, 1, 4).init(&d).unwrap();
+        let x = Tensor::<4>::zeros([3, 1, px, px], &d);
+        let t = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 50, 200], [3]), &d);
+        let y = m.forward(x, t);
+        assert_eq!(y.dims(), [3, 1, px, px]);
+        assert!(values(y).iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn same_seed_same_network_other_seed_other_network() {
+    let d = dev();
+    let out = |seed: u64| {
+        d.seed(seed);
+        let m = UNetConfig::new(8, 1, 4).init(&d).unwrap();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..128).map(|i| (i as f32 * 0.37).sin()).collect(),
+                [2, 1, 8, 8],
+            ),
+            &d,
+        );
+        let t = Tensor::<1, Int>::from_data(TensorData::new(vec![3i64, 7], [2]), &d);
+        values(m.forward(x, t))
+    };
+    let a = out(5);
+    assert_eq!(a, out(5));
+    assert_ne!(a, out(6));
+}
+
+#[test]
+fn upsampling_matrix_is_pytorch_align_corners() {
+    // n = 2 -> 4: sources at 0, 1/3, 2/3, 1.
+    let a = upsample_matrix(2);
+    let want = [
+        1.0,
+        0.0,
+        2.0 / 3.0,
+        1.0 / 3.0,
+        1.0 / 3.0,
+        2.0 / 3.0,
+        0.0,
+        1.0,
+    ];
+    for (x, y) in a.iter().zip(want) {
+        assert!((x - y).abs() < 1e-7, "{a:?}");
+    }
+    // n = 1: every output copies the input (PyTorch: scale 0).
+    assert_eq!(upsample_matrix(1), vec![1.0, 1.0]);
+}
+
+#[test]
+fn matmul_upsampling_equals_burn_interpolate() {
+    let d = dev();
+    for n in [1usize, 2, 4] {
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..2 * 3 * n * n)
+                    .map(|i| (i as f32 * 0.71).cos())
+                    .collect(),
+                [2, 3, n, n],
+            ),
+            &d,
+        );
+        let ours = values(upsample2x(x.clone()));
+        let burn = values(interpolate(
+            x,
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(true)
+                .with_output_size([2 * n, 2 * n]),
+        ));
+        for (a, b) in ours.iter().zip(&burn) {
+            assert!((a - b).abs() < 1e-5, "n {n}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn time_encoding_is_sin_then_cos() {
+    let d = dev();
+    let t = Tensor::<1>::from_floats([3.0, 0.0], &d);
+    let e = pos_encoding(t, 4);
+    assert_eq!(e.dims(), [2, 4, 1, 1]);
+    // inv_freq = [1, 1/100]
+    let want = [
+        3f32.sin(),
+        0.03f32.sin(),
+        3f32.cos(),
+        0.03f32.cos(),
+        0.0,
+        0.0,
+        1.0,
+        1.0,
+    ];
+    for (a, b) in values(e).iter().zip(want) {
+        assert!((a - b).abs() < 1e-6);
+    }
+}
