@@ -56,6 +56,52 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_with(path, |w| w.write_all(bytes))
 }
 
+/// Writes several files all or none: every file goes to its temporary first, and only when all of
+/// them are written are they renamed into place. If any write fails, every temporary is removed
+/// and no target is touched (a rename failing half-way, which needs a vanished folder, can still
+/// leave the earlier targets renamed).
+pub fn write_all_or_none(files: &[(&Path, &[u8])]) -> Result<(), WriteError> {
+    let mut done: Vec<(PathBuf, &Path)> = Vec::new();
+    let cleanup = |done: &[(PathBuf, &Path)]| {
+        for (tmp, _) in done {
+            let _ = fs::remove_file(tmp);
+        }
+    };
+    for &(path, bytes) in files {
+        let err = |source| WriteError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = tmp_path(path);
+        let r = (|| {
+            if let Some(parent) = path.parent() {
+                if !parent.as_os_str().is_empty() {
+                    fs::create_dir_all(parent)?;
+                }
+            }
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()
+        })();
+        if let Err(e) = r {
+            let _ = fs::remove_file(&tmp);
+            cleanup(&done);
+            return Err(err(e));
+        }
+        done.push((tmp, path));
+    }
+    for (i, (tmp, path)) in done.iter().enumerate() {
+        if let Err(e) = fs::rename(tmp, path) {
+            cleanup(&done[i..]);
+            return Err(WriteError {
+                path: path.to_path_buf(),
+                source: e,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +122,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
+    }
+
+    #[test]
+    fn all_or_none_writes_nothing_when_one_target_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.npy");
+        let blocker = dir.path().join("file");
+        fs::write(&blocker, b"x").unwrap();
+        let b = blocker.join("b.png"); // parent is a file: cannot be created
+        let e = write_all_or_none(&[(&a, b"aaa"), (&b, b"bbb")]).unwrap_err();
+        assert_eq!(e.path, b);
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["file"]);
+        write_all_or_none(&[(&a, b"aaa"), (&dir.path().join("c"), b"c")]).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"aaa");
     }
 
     #[test]

@@ -42,7 +42,8 @@ fn toml_de<T: DeserializeOwned>(text: &str) -> Result<T, String> {
         let msg = e.message().to_string();
         match e.span() {
             Some(span) => {
-                let line = text[..span.start.min(text.len())].lines().count().max(1);
+                // 1-based line of the span's start: newlines before it, plus one.
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
                 format!("line {line}: {msg}")
             }
             None => msg,
@@ -77,6 +78,17 @@ impl<S: Serialize> RunRecord<S> {
         let text =
             toml::to_string_pretty(self).map_err(|e| ConfigError::Serialize(e.to_string()))?;
         crate::atomic::write_bytes(&dir.join("run.toml"), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// The record as TOML text (what [`RunRecord::write`] writes).
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Serialize(e.to_string()))
+    }
+
+    /// Writes the record to `path` (e.g. `out.run.toml` beside a single output file) atomically.
+    pub fn write_to(&self, path: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        crate::atomic::write_bytes(path, self.to_toml()?.as_bytes())?;
         Ok(())
     }
 }

@@ -56,3 +56,71 @@ impl ImageSet {
         self.data.iter().map(|&v| v as f64).collect()
     }
 }
+
+/// Interprets an array shape as `(n, channels, h, w)`:
+/// `(n, d)` → a square `sqrt(d) x sqrt(d)` image when `d` is a perfect square, else `1 x d`;
+/// `(n, h, w)` → one channel; `(n, c, h, w)` as is. Any zero dimension is an empty set.
+pub(crate) fn nchw_from_shape(
+    path: &std::path::Path,
+    shape: &[u64],
+) -> Result<(usize, usize, usize, usize), crate::DataError> {
+    use crate::DataError;
+    let bad = || DataError::Shape {
+        path: path.to_path_buf(),
+        shape: shape.to_vec(),
+    };
+    if !(2..=4).contains(&shape.len()) {
+        return Err(bad());
+    }
+    if shape.contains(&0) {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+            shape: shape.to_vec(),
+        });
+    }
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|&s| usize::try_from(s).map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    // The total must fit in memory-addressable sizes.
+    dims.iter()
+        .try_fold(1usize, |acc, &s| acc.checked_mul(s))
+        .ok_or_else(bad)?;
+    Ok(match *dims.as_slice() {
+        [n, d] => {
+            let side = isqrt(d);
+            if side * side == d {
+                (n, 1, side, side)
+            } else {
+                (n, 1, 1, d)
+            }
+        }
+        [n, h, w] => (n, 1, h, w),
+        [n, c, h, w] => (n, c, h, w),
+        _ => unreachable!("rank checked above"),
+    })
+}
+
+/// Integer square root (floor).
+pub(crate) fn isqrt(d: usize) -> usize {
+    let mut r = (d as f64).sqrt() as usize;
+    while r * r > d {
+        r -= 1;
+    }
+    while (r + 1) * (r + 1) <= d {
+        r += 1;
+    }
+    r
+}
+
+/// The C-order multi-index of flat position `flat` in an array of `shape`.
+pub(crate) fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for (k, &s) in shape.iter().enumerate().rev() {
+        if s > 0 {
+            idx[k] = flat % s;
+            flat /= s;
+        }
+    }
+    idx
+}

@@ -3,12 +3,28 @@
 //!
 //! Pixel values live in `[0, 1]` (SPEC §1); the network's `[-1, 1]` mapping belongs to the
 //! diffusion crate.
+//!
+//! Entry points: [`npy::read_images`] / [`npy::write_npy`], [`idx::read_images_any`] (any
+//! supported file, by content), [`mnist::load_images`], [`gmm::GmmSpec`], [`png::write_grid`],
+//! [`recipe::DataRecipe`]. Every fallible function returns a [`DataError`] whose message names
+//! the file or setting and what to do.
 
 pub mod atomic;
 pub mod config;
+pub mod error;
+pub mod gmm;
+pub mod idx;
 pub mod images;
+pub mod mnist;
+pub mod npy;
+pub mod png;
 
+pub use error::{check_side, DataError};
+pub use gmm::{GmmComponent, GmmSpec};
+pub use idx::read_images_any;
 pub use images::ImageSet;
+pub use mnist::Resize;
+pub use recipe::DataRecipe;
 pub mod quantize;
 pub mod recipe;
 pub mod reference;

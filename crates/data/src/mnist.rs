@@ -1,0 +1,287 @@
+//! MNIST: loading IDX image and label files, choosing a seeded subset, and bringing the 28 x 28
+//! digits to a side the U-Net takes (bilinear resize to 8 / 16 / 32, or zero padding to 32).
+
+use std::path::Path;
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::idx::{idx_to_images, read_idx};
+use crate::{DataError, ImageSet};
+
+/// The shipped 10,000-digit subset (relative to the repository root).
+pub const SHIPPED_IMAGES: &str = "data/mnist/mnist-10k-images-idx3-ubyte.gz";
+/// Labels of [`SHIPPED_IMAGES`].
+pub const SHIPPED_LABELS: &str = "data/mnist/mnist-10k-labels-idx1-ubyte.gz";
+
+/// Loads an IDX image file (gzipped or plain) of shape `(n, h, w)` as one-channel images with
+/// values `byte / 255` in `[0, 1]` (28 x 28 for MNIST).
+pub fn load_images(path: &Path) -> Result<ImageSet, DataError> {
+    let arr = read_idx(path)?;
+    if arr.dims.len() != 3 {
+        return Err(DataError::Shape {
+            path: path.to_path_buf(),
+            shape: arr.dims.iter().map(|&d| d as u64).collect(),
+        });
+    }
+    idx_to_images(path, &arr)
+}
+
+/// Loads an IDX label file (gzipped or plain) of shape `(n,)`.
+pub fn load_labels(path: &Path) -> Result<Vec<u8>, DataError> {
+    let arr = read_idx(path)?;
+    if arr.dims.len() != 1 {
+        return Err(DataError::Mismatch {
+            path: path.to_path_buf(),
+            detail: format!(
+                "a label file has one dimension, this one has shape {:?}; did you swap the image and label files?",
+                arr.dims
+            ),
+        });
+    }
+    Ok(arr.data)
+}
+
+/// How MNIST digits are brought to the network's side.
+///
+/// In TOML: `resize = { bilinear = 16 }` or `resize = "pad32"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resize {
+    /// Bilinear resize to `px x px` with PyTorch's `F.interpolate(mode="bilinear",
+    /// align_corners=False, antialias=False)` convention (see [`resize_bilinear`]).
+    Bilinear(usize),
+    /// Zero padding, centred, to 32 x 32 (28 → 32 adds 2 pixels on every side).
+    Pad32,
+}
+
+impl Resize {
+    /// The image side this produces.
+    pub fn side(&self) -> usize {
+        match *self {
+            Resize::Bilinear(px) => px,
+            Resize::Pad32 => 32,
+        }
+    }
+
+    /// Applies the resize to every image; the side must be a positive multiple of 8.
+    pub fn apply(&self, set: &ImageSet) -> Result<ImageSet, DataError> {
+        crate::check_side(self.side())?;
+        match *self {
+            Resize::Bilinear(px) => Ok(resize_bilinear(set, px, px)),
+            Resize::Pad32 => pad_to(set, 32),
+        }
+    }
+}
+
+/// Source coordinate and weights along one axis, PyTorch's `align_corners=False` rule:
+/// `src = (o + 0.5) * in / out - 0.5`, clamped below at 0; `i0 = floor(src)`,
+/// `i1 = min(i0 + 1, in - 1)`, weight `l = src - i0` on `i1` and `1 - l` on `i0`.
+/// No antialiasing: downscaling reads only the two nearest source pixels.
+fn axis_weights(inp: usize, out: usize) -> Vec<(usize, usize, f32)> {
+    let scale = inp as f64 / out as f64;
+    (0..out)
+        .map(|o| {
+            let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (src.floor() as usize).min(inp - 1);
+            let i1 = (i0 + 1).min(inp - 1);
+            let l = (src - i0 as f64) as f32;
+            (i0, i1, l)
+        })
+        .collect()
+}
+
+/// Bilinear resize of every channel of every image to `oh x ow`, with PyTorch's
+/// `F.interpolate(mode="bilinear", align_corners=False, antialias=False)` semantics.
+/// Computed in f32 as PyTorch's CPU kernel does (results agree to about 1e-7).
+pub fn resize_bilinear(set: &ImageSet, oh: usize, ow: usize) -> ImageSet {
+    let ys = axis_weights(set.h, oh);
+    let xs = axis_weights(set.w, ow);
+    let planes = set.n * set.channels;
+    let mut data = Vec::with_capacity(planes * oh * ow);
+    for p in 0..planes {
+        let src = &set.data[p * set.h * set.w..(p + 1) * set.h * set.w];
+        let at = |y: usize, x: usize| src[y * set.w + x];
+        for &(y0, y1, ly) in &ys {
+            for &(x0, x1, lx) in &xs {
+                let top = (1.0 - lx) * at(y0, x0) + lx * at(y0, x1);
+                let bot = (1.0 - lx) * at(y1, x0) + lx * at(y1, x1);
+                data.push((1.0 - ly) * top + ly * bot);
+            }
+        }
+    }
+    ImageSet::new(set.n, set.channels, oh, ow, data)
+}
+
+/// Zero-pads every image, centred, to `side x side` (extra odd pixel at the bottom/right).
+pub fn pad_to(set: &ImageSet, side: usize) -> Result<ImageSet, DataError> {
+    if set.h > side || set.w > side {
+        return Err(DataError::invalid(
+            "resize",
+            format!(
+                "cannot zero-pad {}x{} images to {side}x{side}; use a bilinear resize instead",
+                set.h, set.w
+            ),
+        ));
+    }
+    let (top, left) = ((side - set.h) / 2, (side - set.w) / 2);
+    let planes = set.n * set.channels;
+    let mut data = vec![0f32; planes * side * side];
+    for p in 0..planes {
+        for y in 0..set.h {
+            let s = p * set.h * set.w + y * set.w;
+            let d = p * side * side + (y + top) * side + left;
+            data[d..d + set.w].copy_from_slice(&set.data[s..s + set.w]);
+        }
+    }
+    Ok(ImageSet::new(set.n, set.channels, side, side, data))
+}
+
+/// A uniform integer in `0..n` (`n > 0`) from 64-bit words, by Lemire's multiply-and-reject
+/// method: exact, and fixed by this code rather than by the `rand` version.
+pub fn uniform_below(rng: &mut impl RngCore, n: u64) -> u64 {
+    assert!(n > 0, "uniform_below(0)");
+    let threshold = n.wrapping_neg() % n;
+    loop {
+        let m = rng.next_u64() as u128 * n as u128;
+        if (m as u64) >= threshold {
+            return (m >> 64) as u64;
+        }
+    }
+}
+
+/// `n` distinct indices out of `0..total`, chosen uniformly by a partial Fisher–Yates shuffle
+/// driven by `ChaCha8Rng::seed_from_u64(seed)`; returned in the order drawn (so a prefix is itself
+/// a uniform subset). Errors when `n > total`, naming both numbers.
+pub fn subset_indices(total: usize, n: usize, seed: u64) -> Result<Vec<usize>, DataError> {
+    if n > total {
+        return Err(DataError::TooFew {
+            what: "subset".into(),
+            requested: n,
+            available: total,
+        });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut perm: Vec<usize> = (0..total).collect();
+    for i in 0..n {
+        let j = i + uniform_below(&mut rng, (total - i) as u64) as usize;
+        perm.swap(i, j);
+    }
+    perm.truncate(n);
+    Ok(perm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(h: usize, w: usize, data: Vec<f32>) -> ImageSet {
+        ImageSet::new(1, 1, h, w, data)
+    }
+
+    #[test]
+    fn bilinear_downscale_4_to_2_averages_centre_pairs() {
+        // scale 2: src = 2o + 0.5 → o=0: between 0 and 1 at 0.5; o=1: between 2 and 3 at 0.5.
+        let img = one(4, 4, (0..16).map(|v| v as f32).collect());
+        let r = resize_bilinear(&img, 2, 2);
+        // (rows 0,1 x cols 0,1) mean = (0+1+4+5)/4 = 2.5; etc.
+        assert_eq!(r.data, vec![2.5, 4.5, 10.5, 12.5]);
+    }
+
+    #[test]
+    fn bilinear_upscale_2_to_4_hand_values() {
+        // 1-D row [0, 4] → 4: src = (o + 0.5)/2 - 0.5 = -0.25, 0.25, 0.75, 1.25
+        // → clamp 0 → 0; 0.25 → 1; 0.75 → 3; 1.25 → i0 = 1, i1 = 1 → 4.
+        let r = resize_bilinear(&one(1, 2, vec![0.0, 4.0]), 1, 4);
+        assert_eq!(r.data, vec![0.0, 1.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn bilinear_28_to_8_and_28_to_32_weights() {
+        // 28 → 8: scale 3.5, src = 3.5 o + 1.25: o=0 → 1.25 (i0=1, l=.25), o=7 → 25.75.
+        let w = axis_weights(28, 8);
+        assert_eq!(w[0], (1, 2, 0.25));
+        assert_eq!(w[7], (25, 26, 0.75));
+        // 28 → 32: scale 0.875, src = 0.875 o - 0.0625: o=0 → clamp 0; o=31 → 27.0625
+        // (i0 = 27, i1 clamped to 27).
+        let w = axis_weights(28, 32);
+        assert_eq!(w[0], (0, 1, 0.0));
+        assert_eq!((w[31].0, w[31].1), (27, 27));
+        assert!((w[31].2 - 0.0625).abs() < 1e-6);
+        // A ramp v = x is reproduced exactly where no clamping happens.
+        let ramp = one(1, 28, (0..28).map(|v| v as f32).collect());
+        let r = resize_bilinear(&ramp, 1, 8);
+        let want: Vec<f32> = (0..8).map(|o| 3.5 * o as f32 + 1.25).collect();
+        assert_eq!(r.data, want);
+    }
+
+    #[test]
+    fn bilinear_2d_hand_value() {
+        // 3x3 → 2x2: scale 1.5, src = 1.5 o + 0.25 → (0, 1, .25) and (1.75: 1, 2, .75).
+        let img = one(3, 3, vec![0., 1., 2., 3., 4., 5., 6., 7., 8.]);
+        let r = resize_bilinear(&img, 2, 2);
+        // value = 3 y + x at (y, x) = (0.25, 0.25) → 1.0; (0.25, 1.75) → 2.5; (1.75, .25) → 5.5.
+        let want = [1.0, 2.5, 5.5, 7.0];
+        for (a, b) in r.data.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{:?}", r.data);
+        }
+    }
+
+    #[test]
+    fn pad_centres_and_zero_fills() {
+        let img = one(28, 28, vec![1.0; 784]);
+        let p = pad_to(&img, 32).unwrap();
+        assert_eq!((p.h, p.w), (32, 32));
+        assert_eq!(p.data.iter().sum::<f32>(), 784.0);
+        assert_eq!(p.data[2 * 32 + 2], 1.0);
+        assert_eq!(p.data[2 * 32 + 1], 0.0);
+        assert_eq!(p.data[29 * 32 + 29], 1.0);
+        assert_eq!(p.data[30 * 32 + 29], 0.0);
+        assert!(pad_to(&one(33, 1, vec![0.0; 33]), 32).is_err());
+    }
+
+    #[test]
+    fn subset_is_distinct_seeded_and_bounded() {
+        let a = subset_indices(100, 30, 7).unwrap();
+        assert_eq!(a, subset_indices(100, 30, 7).unwrap());
+        assert_ne!(a, subset_indices(100, 30, 8).unwrap());
+        let mut s = a.clone();
+        s.sort();
+        s.dedup();
+        assert_eq!(s.len(), 30);
+        assert!(s.iter().all(|&i| i < 100));
+        // A prefix of a longer draw with the same seed is the shorter draw.
+        assert_eq!(subset_indices(100, 10, 7).unwrap(), a[..10]);
+        let e = subset_indices(10, 11, 1).unwrap_err();
+        assert!(
+            e.to_string().contains("11") && e.to_string().contains("10"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn subset_is_uniform() {
+        // Each index should be picked with probability n / total = 0.3: over 4000 draws the
+        // count per index is Binomial(4000, 0.3): mean 1200, sd ≈ 29. 5 sd bounds.
+        let mut counts = [0usize; 10];
+        for seed in 0..4000 {
+            for i in subset_indices(10, 3, seed).unwrap() {
+                counts[i] += 1;
+            }
+        }
+        for c in counts {
+            assert!((1055..=1345).contains(&c), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn uniform_below_is_in_range() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for n in [1u64, 2, 3, 7, 1 << 40, u64::MAX] {
+            for _ in 0..100 {
+                assert!(uniform_below(&mut rng, n) < n);
+            }
+        }
+    }
+}
