@@ -39,7 +39,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{MetricsError, Result};
-use crate::fastexp::exp_nonpos;
+use crate::fastexp::exp_nonpos_g;
 
 /// `1 / sqrt(2 pi)`.
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
@@ -226,24 +226,41 @@ pub struct Column {
     cum: Option<Vec<f64>>,
     /// Number of samples (sum of the counts).
     pub n: usize,
+    /// Ordered pairs `k != l` with exactly equal values, `sum_j c_j (c_j - 1)`.
+    tie_pairs: f64,
 }
 
 impl Column {
-    /// Sorts `v` (finite values) and collapses ties.
+    /// Sorts `v` (finite values) and collapses ties into counts when that pays (at most a
+    /// quarter as many distinct values as samples, e.g. u8 data); rare ties stay as repeated
+    /// values, which the pair sums handle exactly (pairs at distance 0).
     pub fn from_values(mut v: Vec<f64>) -> Self {
         let n = v.len();
-        v.sort_unstable_by(f64::total_cmp);
-        let has_ties = v.windows(2).any(|w| w[0] == w[1]);
-        if !has_ties {
+        radix_sort_f64(&mut v);
+        let mut distinct = 0usize;
+        let mut tie_pairs = 0.0f64;
+        let mut run = 0.0f64;
+        for j in 0..n {
+            if j > 0 && v[j] == v[j - 1] {
+                run += 1.0;
+            } else {
+                tie_pairs += run * (run - 1.0);
+                run = 1.0;
+                distinct += 1;
+            }
+        }
+        tie_pairs += run * (run - 1.0);
+        if distinct * 4 > n {
             return Column {
                 x: v,
                 c: None,
                 cum: None,
                 n,
+                tie_pairs,
             };
         }
-        let mut x = Vec::with_capacity(n);
-        let mut c: Vec<f64> = Vec::with_capacity(n);
+        let mut x = Vec::with_capacity(distinct);
+        let mut c: Vec<f64> = Vec::with_capacity(distinct);
         for &val in &v {
             match x.last() {
                 Some(&last) if last == val => *c.last_mut().unwrap() += 1.0,
@@ -265,6 +282,17 @@ impl Column {
             c: Some(c),
             cum: Some(cum),
             n,
+            tie_pairs,
+        }
+    }
+
+    /// Ordered pairs `k != l` with equal values that are collapsed into counts (0 when the
+    /// column keeps repeated values).
+    fn collapsed_tie_pairs(&self) -> f64 {
+        if self.c.is_some() {
+            self.tie_pairs
+        } else {
+            0.0
         }
     }
 
@@ -286,10 +314,7 @@ impl Column {
 
     /// Number of ordered pairs `k != l` with exactly equal values: `sum_j c_j (c_j - 1)`.
     pub fn tie_pairs(&self) -> f64 {
-        match &self.c {
-            Some(c) => c.iter().map(|&k| k * (k - 1.0)).sum(),
-            None => 0.0,
-        }
+        self.tie_pairs
     }
 
     /// Smallest and largest value.
@@ -329,52 +354,52 @@ pub struct PairSum {
 }
 
 #[inline(always)]
-fn wsum_plain(xs: &[f64], y: f64, s: f64) -> f64 {
+fn wsum_plain<const FMA: bool>(xs: &[f64], y: f64, s: f64) -> f64 {
     let mut acc = [0.0f64; 8];
     let mut it = xs.chunks_exact(8);
     for ch in &mut it {
         for l in 0..8 {
             let u = ch[l] - y;
-            acc[l] += exp_nonpos(-(u * u) * s);
+            acc[l] += exp_nonpos_g::<FMA>(-(u * u) * s);
         }
     }
     let mut tail = 0.0;
     for &x in it.remainder() {
         let u = x - y;
-        tail += exp_nonpos(-(u * u) * s);
+        tail += exp_nonpos_g::<FMA>(-(u * u) * s);
     }
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
 #[inline(always)]
-fn wsum_weighted(xs: &[f64], cs: &[f64], y: f64, s: f64) -> f64 {
+fn wsum_weighted<const FMA: bool>(xs: &[f64], cs: &[f64], y: f64, s: f64) -> f64 {
     let mut acc = [0.0f64; 8];
     let mut it = xs.chunks_exact(8);
     let mut ic = cs.chunks_exact(8);
     for (ch, cc) in (&mut it).zip(&mut ic) {
         for l in 0..8 {
             let u = ch[l] - y;
-            acc[l] += cc[l] * exp_nonpos(-(u * u) * s);
+            acc[l] += cc[l] * exp_nonpos_g::<FMA>(-(u * u) * s);
         }
     }
     let mut tail = 0.0;
     for (&x, &c) in it.remainder().iter().zip(ic.remainder()) {
         let u = x - y;
-        tail += c * exp_nonpos(-(u * u) * s);
+        tail += c * exp_nonpos_g::<FMA>(-(u * u) * s);
     }
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
 #[inline(always)]
-fn wsum(col: &Column, lo: usize, hi: usize, y: f64, s: f64) -> f64 {
+fn wsum<const FMA: bool>(col: &Column, lo: usize, hi: usize, y: f64, s: f64) -> f64 {
     match &col.c {
-        Some(c) => wsum_weighted(&col.x[lo..hi], &c[lo..hi], y, s),
-        None => wsum_plain(&col.x[lo..hi], y, s),
+        Some(c) => wsum_weighted::<FMA>(&col.x[lo..hi], &c[lo..hi], y, s),
+        None => wsum_plain::<FMA>(&col.x[lo..hi], y, s),
     }
 }
 
 #[inline(always)]
-fn cross_impl(a: &Column, b: &Column, v: f64, r: f64) -> PairSum {
+fn cross_impl<const FMA: bool>(a: &Column, b: &Column, v: f64, r: f64) -> PairSum {
     // Outer loop over the column with fewer groups, windows into the other.
     let (outer, inner) = if a.x.len() <= b.x.len() {
         (a, b)
@@ -400,7 +425,7 @@ fn cross_impl(a: &Column, b: &Column, v: f64, r: f64) -> PairSum {
         }
         if hi > lo {
             let cj = outer.count(j);
-            sum += cj * wsum(inner, lo, hi, y, s);
+            sum += cj * wsum::<FMA>(inner, lo, hi, y, s);
             kept += cj * (inner.cum(hi) - inner.cum(lo));
         }
     }
@@ -412,30 +437,109 @@ fn cross_impl(a: &Column, b: &Column, v: f64, r: f64) -> PairSum {
     }
 }
 
+/// Adds `w_j exp(-(hi_j - lo_j)^2 s)` to `acc` and `w_j` to `wacc` (lane `j % 8`),
+/// `w_j = c(lo_j) c(hi_j)` (1 without counts).
 #[inline(always)]
-fn self_offdiag_impl(a: &Column, v: f64, r: f64) -> PairSum {
+fn offset_sum<const FMA: bool>(
+    lo: &[f64],
+    hi: &[f64],
+    c: Option<(&[f64], &[f64])>,
+    s: f64,
+    acc: &mut [f64; 8],
+    wacc: &mut [f64; 8],
+) {
+    let len = lo.len().min(hi.len());
+    let len8 = len / 8 * 8;
+    match c {
+        None => {
+            for b in (0..len8).step_by(8) {
+                let (l8, h8) = (&lo[b..b + 8], &hi[b..b + 8]);
+                for l in 0..8 {
+                    let u = h8[l] - l8[l];
+                    acc[l] += exp_nonpos_g::<FMA>(-(u * u) * s);
+                }
+            }
+            for j in len8..len {
+                let u = hi[j] - lo[j];
+                acc[j - len8] += exp_nonpos_g::<FMA>(-(u * u) * s);
+            }
+            wacc[0] += len as f64;
+        }
+        Some((cl, ch)) => {
+            let len = len.min(cl.len()).min(ch.len());
+            let len8 = len / 8 * 8;
+            for b in (0..len8).step_by(8) {
+                let (l8, h8) = (&lo[b..b + 8], &hi[b..b + 8]);
+                let (cl8, ch8) = (&cl[b..b + 8], &ch[b..b + 8]);
+                for l in 0..8 {
+                    let u = h8[l] - l8[l];
+                    let cw = cl8[l] * ch8[l];
+                    acc[l] += cw * exp_nonpos_g::<FMA>(-(u * u) * s);
+                    wacc[l] += cw;
+                }
+            }
+            for j in len8..len {
+                let u = hi[j] - lo[j];
+                let cw = cl[j] * ch[j];
+                acc[j - len8] += cw * exp_nonpos_g::<FMA>(-(u * u) * s);
+                wacc[j - len8] += cw;
+            }
+        }
+    }
+}
+
+fn lanes_sum(a: &[f64; 8]) -> f64 {
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}
+
+/// Self-sum over pairs `j < j + k` by offsets `k`, in blocks of `SELF_BLOCK` consecutive `j`:
+/// every pair within the cut-off is visited (each block goes up to the largest window of its
+/// `j`s), a few beyond it too (exact terms, counted as kept). Vectorises across `j`.
+#[inline(always)]
+fn self_offdiag_impl<const FMA: bool>(a: &Column, v: f64, r: f64) -> PairSum {
+    const SELF_BLOCK: usize = 32;
     let s = 0.5 / v;
     let cut = r * v.sqrt();
     let k0 = INV_SQRT_2PI / v.sqrt();
-    let m = a.x.len();
-    let ties = a.tie_pairs();
+    let x = &a.x;
+    let m = x.len();
+    let ties = a.collapsed_tie_pairs();
     let mut hi = 0usize;
-    let mut sum = 0.0f64;
-    let mut kept_half = 0.0f64;
-    for j in 0..m {
-        let lim = a.x[j] + cut;
-        if hi < j + 1 {
-            hi = j + 1;
+    let mut acc = [0.0f64; 8];
+    let mut wacc = [0.0f64; 8];
+    let mut j0 = 0;
+    while j0 < m {
+        let j1 = (j0 + SELF_BLOCK).min(m);
+        let mut kmax = 0usize;
+        for j in j0..j1 {
+            if hi < j + 1 {
+                hi = j + 1;
+            }
+            let lim = x[j] + cut;
+            while hi < m && x[hi] <= lim {
+                hi += 1;
+            }
+            kmax = kmax.max(hi - j - 1);
         }
-        while hi < m && a.x[hi] <= lim {
-            hi += 1;
+        for k in 1..=kmax {
+            let jend = j1.min(m - k);
+            if jend <= j0 {
+                break;
+            }
+            let c = a.c.as_ref().map(|c| (&c[j0..jend], &c[j0 + k..jend + k]));
+            offset_sum::<FMA>(
+                &x[j0..jend],
+                &x[j0 + k..jend + k],
+                c,
+                s,
+                &mut acc,
+                &mut wacc,
+            );
         }
-        if hi > j + 1 {
-            let cj = a.count(j);
-            sum += cj * wsum(a, j + 1, hi, a.x[j], s);
-            kept_half += cj * (a.cum(hi) - a.cum(j + 1));
-        }
+        j0 = j1;
     }
+    let sum = lanes_sum(&acc);
+    let kept_half = lanes_sum(&wacc);
     let n = a.n as f64;
     let kept = ties + 2.0 * kept_half;
     let dropped = (n * (n - 1.0) - kept).max(0.0);
@@ -446,16 +550,67 @@ fn self_offdiag_impl(a: &Column, v: f64, r: f64) -> PairSum {
     }
 }
 
+/// Sorts finite f64 values ascending (LSD radix sort on order-preserving u64 keys, 11-bit
+/// digits, passes whose digit is the same for every key skipped; small inputs use pdqsort).
+pub fn radix_sort_f64(v: &mut [f64]) {
+    let n = v.len();
+    if n < 512 {
+        v.sort_unstable_by(f64::total_cmp);
+        return;
+    }
+    const BITS: u32 = 11;
+    const NB: usize = 1 << BITS;
+    const PASSES: usize = 6; // 66 bits >= 64
+    let key = |x: f64| {
+        let b = x.to_bits();
+        if b >> 63 == 1 {
+            !b
+        } else {
+            b | (1 << 63)
+        }
+    };
+    let mut keys: Vec<u64> = v.iter().map(|&x| key(x)).collect();
+    let mut hist = vec![[0usize; NB]; PASSES];
+    for &k in &keys {
+        for (p, h) in hist.iter_mut().enumerate() {
+            h[((k >> (p as u32 * BITS)) as usize) & (NB - 1)] += 1;
+        }
+    }
+    let mut tmp = vec![0u64; n];
+    for (p, h) in hist.iter_mut().enumerate() {
+        if h.iter().any(|&c| c == n) {
+            continue; // every key has the same digit here
+        }
+        let mut off = 0;
+        for c in h.iter_mut() {
+            let t = *c;
+            *c = off;
+            off += t;
+        }
+        let shift = p as u32 * BITS;
+        for &k in &keys {
+            let b = ((k >> shift) as usize) & (NB - 1);
+            tmp[h[b]] = k;
+            h[b] += 1;
+        }
+        std::mem::swap(&mut keys, &mut tmp);
+    }
+    for (x, &k) in v.iter_mut().zip(&keys) {
+        let b = if k >> 63 == 1 { k & !(1 << 63) } else { !k };
+        *x = f64::from_bits(b);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn cross_avx2(a: &Column, b: &Column, v: f64, r: f64) -> PairSum {
-    cross_impl(a, b, v, r)
+    cross_impl::<true>(a, b, v, r)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn self_offdiag_avx2(a: &Column, v: f64, r: f64) -> PairSum {
-    self_offdiag_impl(a, v, r)
+    self_offdiag_impl::<true>(a, v, r)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -472,7 +627,7 @@ pub fn cross_sum(a: &Column, b: &Column, v: f64, r: f64) -> PairSum {
         // SAFETY: the CPU supports avx2 and fma (checked just above).
         return unsafe { cross_avx2(a, b, v, r) };
     }
-    cross_impl(a, b, v, r)
+    cross_impl::<false>(a, b, v, r)
 }
 
 /// `sum_{k != l} K(a_k - a_l; v)`: the off-diagonal part of a set's self-sum (exact ties
@@ -483,7 +638,7 @@ pub fn self_offdiag_sum(a: &Column, v: f64, r: f64) -> PairSum {
         // SAFETY: the CPU supports avx2 and fma (checked just above).
         return unsafe { self_offdiag_avx2(a, v, r) };
     }
-    self_offdiag_impl(a, v, r)
+    self_offdiag_impl::<false>(a, v, r)
 }
 
 /// `S_AA` and `U_AA` (normalised) of one column with bandwidth `eps`, plus the bound on the
@@ -913,16 +1068,47 @@ mod tests {
     #[test]
     fn column_collapses_ties_and_counts() {
         let c = Column::from_values(vec![3.0, 1.0, 3.0, 2.0, 3.0, 1.0]);
-        assert_eq!(c.x, vec![1.0, 2.0, 3.0]);
-        assert_eq!(c.c.as_deref(), Some(&[2.0, 1.0, 3.0][..]));
+        assert_eq!(c.x, vec![1.0, 1.0, 2.0, 3.0, 3.0, 3.0]); // few ties: kept as values
+        assert!(c.c.is_none());
         assert_eq!(c.tie_pairs(), 2.0 + 6.0);
-        assert_eq!(c.n, 6);
+        let many: Vec<f64> = [3.0, 1.0, 3.0, 2.0, 3.0, 1.0].repeat(4);
+        let cc = Column::from_values(many);
+        assert_eq!(cc.x, vec![1.0, 2.0, 3.0]);
+        assert_eq!(cc.c.as_deref(), Some(&[8.0, 4.0, 12.0][..]));
+        assert_eq!(cc.tie_pairs(), 56.0 + 12.0 + 132.0);
+        assert_eq!(cc.n, 24);
+        assert!((cc.std() - c.std() * (5.0f64 * 24.0 / 23.0 / 6.0).sqrt()).abs() < 1e-14);
         let std = c.std();
         // mean 13/6; direct two-pass.
         let v = [3.0, 1.0, 3.0, 2.0, 3.0, 1.0f64];
         let m = v.iter().sum::<f64>() / 6.0;
         let want = (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / 5.0).sqrt();
         assert!((std - want).abs() < 1e-15);
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut v: Vec<f64> = (0..5000)
+            .map(|i| ((i as f64 * 0.618_033_988_75).fract() - 0.3) * 10f64.powi(i % 7 - 3))
+            .collect();
+        v[17] = -0.0;
+        v[18] = 0.0;
+        v[19] = f64::MAX;
+        v[20] = f64::MIN_POSITIVE / 4.0;
+        let mut w = v.clone();
+        radix_sort_f64(&mut v);
+        w.sort_unstable_by(f64::total_cmp);
+        assert_eq!(
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            w.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        let mut f: Vec<f64> = (0..3000)
+            .map(|i| (i * 7919 % 3001) as f32 as f64 / 255.0)
+            .collect();
+        let mut g = f.clone();
+        radix_sort_f64(&mut f);
+        g.sort_unstable_by(f64::total_cmp);
+        assert_eq!(f, g);
     }
 
     #[test]
