@@ -161,19 +161,18 @@ pub fn idx_u8_bytes(dims: &[usize], data: &[u8]) -> Result<Vec<u8>, DataError> {
     Ok(out)
 }
 
+/// Gzip-compresses `bytes` (default level), as [`write_idx_u8`] does with `gzip = true`.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).expect("writing to a Vec cannot fail");
+    enc.finish().expect("writing to a Vec cannot fail")
+}
+
 /// Writes an IDX file of unsigned bytes atomically; gzipped when `gzip` is true.
 pub fn write_idx_u8(path: &Path, dims: &[usize], data: &[u8], gzip: bool) -> Result<(), DataError> {
     let bytes = idx_u8_bytes(dims, data)?;
-    if gzip {
-        crate::atomic::write_with(path, |w| {
-            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::default());
-            enc.write_all(&bytes)?;
-            enc.finish()?;
-            Ok(())
-        })?;
-    } else {
-        crate::atomic::write_bytes(path, &bytes)?;
-    }
+    let bytes = if gzip { self::gzip(&bytes) } else { bytes };
+    crate::atomic::write_bytes(path, &bytes)?;
     Ok(())
 }
 

@@ -228,6 +228,51 @@ mod tests {
         }
     }
 
+    /// Goldens from PyTorch 2.15 (CPU, float32): `F.interpolate(x, size=(px, px),
+    /// mode="bilinear", align_corners=False, antialias=False)` of the 28 x 28 pattern below.
+    #[test]
+    fn bilinear_matches_pytorch_goldens() {
+        let pattern: Vec<f32> = (0..28 * 28)
+            .map(|k| {
+                let (y, x) = (k / 28, k % 28);
+                ((7 * y + 3 * x + (x * y) % 5) % 11) as f32 / 10.0
+            })
+            .collect();
+        let img = one(28, 28, pattern);
+        let want8 = [
+            0.2375, 0.19375, 0.2625, 0.425, 0.6, 0.45, 0.71875, 0.71875, 0.49375, 0.63125, 0.55,
+            0.4, 0.43125, 0.45625, 0.375, 0.19375, 0.65625, 0.4375, 0.58125, 0.41875, 0.4625,
+            0.4125, 0.275, 0.54375, 0.29375, 0.10625, 0.7875, 0.4375, 0.5375, 0.3125, 0.075, 0.75,
+            0.7, 0.85, 0.58125, 0.76875, 0.68125, 0.71875, 0.63125, 0.54375, 0.64375, 0.55625,
+            0.41875, 0.70625, 0.4, 0.48125, 0.45625, 0.7125, 0.525, 0.3625, 0.375, 0.49375, 0.3375,
+            0.34375, 0.46875, 0.36875, 0.6875, 0.61875, 0.11875, 0.23125, 0.4125, 0.28125, 0.66875,
+            0.575,
+        ];
+        let r8 = resize_bilinear(&img, 8, 8);
+        for (k, (a, b)) in r8.data.iter().zip(want8).enumerate() {
+            assert!((a - b).abs() < 1e-6, "px 8, pixel {k}: {a} vs {b}");
+        }
+        // px 16 and 32: the sums and a few pixels.
+        let r16 = resize_bilinear(&img, 16, 16);
+        let sum16: f64 = r16.data.iter().map(|&v| v as f64).sum();
+        assert!((sum16 - 127.775).abs() < 1e-4, "{sum16}");
+        for (k, b) in [(0, 0.234375), (1, 0.567188), (2, 0.195312), (255, 0.64375)] {
+            assert!((r16.data[k] - b).abs() < 1e-6, "px 16, pixel {k}");
+        }
+        let r32 = resize_bilinear(&img, 32, 32);
+        let sum32: f64 = r32.data.iter().map(|&v| v as f64).sum();
+        assert!((sum32 - 509.98398).abs() < 1e-3, "{sum32}");
+        for (k, b) in [
+            (1, 0.24375),
+            (4, 0.55),
+            (8, 0.98125),
+            (1021, 0.15625),
+            (1023, 1.0),
+        ] {
+            assert!((r32.data[k] - b).abs() < 1e-6, "px 32, pixel {k}");
+        }
+    }
+
     #[test]
     fn pad_centres_and_zero_fills() {
         let img = one(28, 28, vec![1.0; 784]);
