@@ -99,6 +99,9 @@ pub enum CheckpointError {
     Model(#[from] memdiff_model::ModelError),
 }
 
+/// A tensor on the host: shape and row-major values.
+pub type ShapedTensor = (Vec<usize>, Vec<f32>);
+
 const MAGIC: &[u8; 8] = b"MDTENSOR";
 const TOML_NAME: &str = "checkpoint.toml";
 
@@ -128,7 +131,7 @@ fn write_tensors(
 }
 
 /// Reads a `.bin` file: `(shape, values)` per tensor.
-pub fn read_tensors(path: &Path) -> Result<Vec<(Vec<usize>, Vec<f32>)>, CheckpointError> {
+pub fn read_tensors(path: &Path) -> Result<Vec<ShapedTensor>, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
         path: path.to_path_buf(),
         source,
@@ -362,7 +365,7 @@ pub fn load(
             )));
         }
     }
-    let values: Vec<Vec<f32>> = tensors.into_iter().map(|(_, v)| v).collect();
+    let values: Vec<&[f32]> = tensors.iter().map(|(_, v)| v.as_slice()).collect();
     Ok((params_from_host(model, &values), c.meta))
 }
 

@@ -323,9 +323,9 @@ pub fn params_to_host(model: &UNet) -> Vec<(Vec<usize>, Vec<f32>)> {
 
 /// Replaces every float parameter of `model` with `values` (visiting order; shapes checked by
 /// the caller), keeping whether each one tracks gradients.
-pub fn params_from_host(model: UNet, values: &[Vec<f32>]) -> UNet {
+pub fn params_from_host(model: UNet, values: &[&[f32]]) -> UNet {
     struct Load<'a> {
-        values: &'a [Vec<f32>],
+        values: &'a [&'a [f32]],
         i: usize,
     }
     impl ModuleMapper for Load<'_> {
@@ -336,7 +336,7 @@ pub fn params_from_host(model: UNet, values: &[Vec<f32>]) -> UNet {
                 let grad = t.is_require_grad();
                 let shape = t.dims();
                 let device = t.device();
-                let new = Tensor::<D>::from_data(TensorData::new(v.clone(), shape), &device);
+                let new = Tensor::<D>::from_data(TensorData::new(v.to_vec(), shape), &device);
                 if grad {
                     new.require_grad()
                 } else {
@@ -541,7 +541,10 @@ impl Trainer {
         }
         tr.model = params_from_host(
             tr.model,
-            &tr.params.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
+            &tr.params
+                .iter()
+                .map(|(_, p)| p.as_slice())
+                .collect::<Vec<_>>(),
         );
         tr.adam = state.adam;
         tr.ema = state.ema;
@@ -612,11 +615,11 @@ impl Trainer {
                 _ => None,
             },
         );
-        let values: Vec<Vec<f32>> = self.params.iter().map(|(_, p)| p.clone()).collect();
+        let values: Vec<&[f32]> = self.params.iter().map(|(_, p)| p.as_slice()).collect();
         self.model = params_from_host(self.model.clone(), &values);
         self.step += 1;
         self.losses.push(value);
-        if self.n_val > 0 && self.step % spe == 0 {
+        if self.n_val > 0 && self.step.is_multiple_of(spe) {
             let v = self.validation_loss();
             self.val_losses.push(v);
         }
@@ -661,7 +664,8 @@ impl Trainer {
     /// The EMA weights as an inference model, if the run keeps an EMA.
     pub fn ema_model(&self) -> Option<UNet> {
         let e = self.ema.as_ref()?;
-        Some(params_from_host(self.model.valid(), e))
+        let e: Vec<&[f32]> = e.iter().map(Vec::as_slice).collect();
+        Some(params_from_host(self.model.valid(), &e))
     }
 
     /// What a checkpoint stores (weights, Adam moments, EMA, step).
@@ -889,7 +893,7 @@ pub fn train_run(
                 path: metrics.clone(),
                 source,
             })?;
-        if tr.n_val > 0 && tr.step % spe == 0 {
+        if tr.n_val > 0 && tr.step.is_multiple_of(spe) {
             write_losses(&val_path, &tr.val_losses, None)?;
         }
         imgs += cfg.batch.min(tr.n_train);
@@ -899,7 +903,7 @@ pub fn train_run(
             loss,
             img_per_s(imgs, t0.elapsed().as_secs_f64()),
         );
-        let due = cfg.checkpoint_every > 0 && tr.step % cfg.checkpoint_every == 0;
+        let due = cfg.checkpoint_every > 0 && tr.step.is_multiple_of(cfg.checkpoint_every);
         if due && !tr.is_done() {
             checkpoint::save(out, &meta_for(&tr), &tr.state(), &tr.shapes())?;
             last_ckpt = Some(tr.step);

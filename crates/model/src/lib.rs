@@ -75,12 +75,12 @@ impl UNetConfig {
 
     /// Checks the shape without building anything.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.px == 0 || self.px % 8 != 0 {
+        if self.px == 0 || !self.px.is_multiple_of(8) {
             return Err(ModelError::BadPx(self.px));
         }
         // 4 heads over b channels (up2/up3 have no attention, but sa3 runs on 2b, sa1/sa2 on 4b);
         // an odd b would give an odd time-encoding width b at up2/up3.
-        if self.base_channels < 2 || self.base_channels % 2 != 0 {
+        if self.base_channels < 2 || !self.base_channels.is_multiple_of(2) {
             return Err(ModelError::BadBase(self.base_channels));
         }
         if self.channels == 0 {
@@ -254,9 +254,9 @@ impl Mha {
         let dk = h / nh;
         // (B, L, 3, nh, dk) -> (3, B, nh, L, dk)
         let qkv = qkv.reshape([b, l, 3, nh, dk]).permute([2, 0, 3, 1, 4]);
-        let q: Tensor<4> = qkv.clone().slice([0..1]).reshape([b, nh, l, dk]);
-        let k: Tensor<4> = qkv.clone().slice([1..2]).reshape([b, nh, l, dk]);
-        let v: Tensor<4> = qkv.slice([2..3]).reshape([b, nh, l, dk]);
+        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).reshape([b, nh, l, dk]);
+        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, nh, l, dk]);
+        let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, nh, l, dk]);
         let scores = q
             .mul_scalar(1.0 / (dk as f64).sqrt())
             .matmul(k.swap_dims(2, 3));

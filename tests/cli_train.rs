@@ -1,0 +1,238 @@
+//! `memdiff train`, `model info`, `export` through the binary, with tiny models (base 4, px 8):
+//! outputs, a run killed mid-way and resumed gives the uninterrupted loss trace exactly, and
+//! error lines.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn memdiff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memdiff"))
+        .args(args)
+        .output()
+        .expect("running memdiff")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = memdiff(args);
+    assert!(
+        out.status.success(),
+        "memdiff {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn err(args: &[&str]) -> String {
+    let out = memdiff(args);
+    assert_eq!(out.status.code(), Some(1), "memdiff {args:?} should fail");
+    let e = String::from_utf8(out.stderr).unwrap();
+    let line = e.lines().last().unwrap_or_default().to_string();
+    assert!(line.starts_with("error: "), "{e}");
+    line
+}
+
+const TINY: &[&str] = &[
+    "train",
+    "--data",
+    "gmm",
+    "--components",
+    "2",
+    "--n",
+    "40",
+    "--px",
+    "8",
+    "--steps",
+    "20",
+    "--epochs",
+    "3",
+    "--batch",
+    "8",
+    "--base-channels",
+    "4",
+    "--seed",
+    "7",
+    "--ema",
+    "0.9",
+    "--checkpoint-every",
+    "2",
+];
+
+fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = TINY.iter().map(|s| s.to_string()).collect();
+    v.push("--out".into());
+    v.push(out.to_str().unwrap().into());
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn losses(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn model_info_prints_the_papers_count() {
+    let s = ok(&["model", "info", "--px", "8", "--base-channels", "64"]);
+    assert!(s.contains("12,919,041"), "{s}");
+    assert!(s.contains("92,066,304"), "{s}");
+    let j = ok(&["model", "info", "--px", "16", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    assert_eq!(v["params"], 12_919_041);
+    assert_eq!(v["macs_per_image"], 368_418_816u64);
+    let e = err(&["model", "info", "--px", "12"]);
+    assert!(e.contains("px = 12") && e.contains("multiple of 8"), "{e}");
+}
+
+#[test]
+fn train_writes_metrics_checkpoint_recipe_and_run_record_then_exports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let args = tiny(&out, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = ok(&args);
+    let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+    assert_eq!(v["steps"], 15); // 40 images / batch 8 = 5 steps x 3 epochs
+    let rows = losses(&out);
+    assert_eq!(rows[0], "step,epoch,loss");
+    assert_eq!(rows.len(), 16);
+    assert!(rows[15].starts_with("15,3,"));
+    let ck = std::fs::read_to_string(out.join("checkpoint.toml")).unwrap();
+    assert!(
+        ck.contains("kind = \"gmm\"") && ck.contains("mean = 0.45"),
+        "{ck}"
+    );
+    assert!(
+        ck.contains("step = 15") && ck.contains("finished = true"),
+        "{ck}"
+    );
+    assert!(ck.contains("ema = \"ema-00000015.bin\""), "{ck}");
+    let run = std::fs::read_to_string(out.join("run.toml")).unwrap();
+    assert!(run.contains("command = \"train\"") && run.contains("backend = \"flex\""));
+
+    // A second train into the same folder refuses to clobber it.
+    let e = err(&args);
+    assert!(e.contains("--resume"), "{e}");
+
+    // Export: PyTorch names and layouts in the safetensors header.
+    let st = tmp.path().join("m.safetensors");
+    ok(&[
+        "export",
+        "--checkpoint",
+        out.to_str().unwrap(),
+        "--out",
+        st.to_str().unwrap(),
+        "--ema",
+    ]);
+    let bytes = std::fs::read(&st).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let shape = |k: &str| -> Vec<u64> {
+        header[k]["shape"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tensor {k} in {header}"))
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    // b = 4: sa1 works on 4b = 16 channels.
+    assert_eq!(shape("inc.conv1.weight"), vec![4, 1, 3, 3]);
+    assert_eq!(shape("inc.norm1.weight"), vec![4]);
+    assert_eq!(shape("sa1.mha.in_proj_weight"), vec![48, 16]);
+    assert_eq!(shape("sa1.mha.in_proj_bias"), vec![48]);
+    assert_eq!(shape("sa1.mha.out_proj.weight"), vec![16, 16]);
+    assert_eq!(shape("sa1.ff.0.weight"), vec![16]);
+    assert_eq!(shape("sa3.ff.3.bias"), vec![8]);
+    assert_eq!(shape("up1.conv_b.conv1.weight"), vec![16, 32, 3, 3]);
+    assert_eq!(shape("outc.bias"), vec![1]);
+    let tensors = header
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .count();
+    assert_eq!(tensors, 116);
+}
+
+#[test]
+fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let args = tiny(&full, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&args);
+
+    // The same run, slowed down and killed (SIGKILL) once it has checkpointed step 6.
+    let cut = tmp.path().join("cut");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memdiff"))
+        .args(tiny(&cut, &[]))
+        .env("MEMDIFF_TRAIN_STEP_DELAY_MS", "150")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let ck = std::fs::read_to_string(cut.join("checkpoint.toml")).unwrap_or_default();
+        if ck.contains("step = 6\n") || ck.contains("step = 8\n") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = losses(&cut).len() - 1;
+    assert!(done < 15, "killed after {done} steps");
+
+    let s = ok(&["train", "--out", cut.to_str().unwrap(), "--resume"]);
+    let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+    assert!(v["resumed_from"] == 6 || v["resumed_from"] == 8, "{v}");
+    assert_eq!(losses(&cut), losses(&full));
+    for f in [
+        "weights-00000015.bin",
+        "ema-00000015.bin",
+        "adam-00000015.bin",
+    ] {
+        assert_eq!(
+            std::fs::read(cut.join(f)).unwrap(),
+            std::fs::read(full.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gives_one_error_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "[train]\nepochz = 3\n").unwrap();
+    let e = err(&["train", "--config", cfg.to_str().unwrap()]);
+    assert!(e.contains("epochz") && e.contains("c.toml"), "{e}");
+    let e = err(&[
+        "train",
+        "--px",
+        "12",
+        "--out",
+        tmp.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(e.contains("multiple of 8"), "{e}");
+    let e = err(&["train", "--device", "tpu"]);
+    assert!(e.contains("unknown device"), "{e}");
+    let e = err(&[
+        "train",
+        "--resume",
+        "--out",
+        tmp.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(e.contains("no checkpoint"), "{e}");
+    let e = err(&["train", "--data", "nope.npy"]);
+    assert!(e.contains("nope.npy"), "{e}");
+}
