@@ -1,1 +1,27 @@
-//! memdiff-experiments
+//! memdiff-experiments: sweeps over n, s, C and simulations — resumable, sharded — and their
+//! reports (tables, calibrated verdicts, plots).
+//!
+//! - [`config::SweepConfig`]: the strict settings file (`configs/*.toml`);
+//! - [`grid`]: the units of work, their seeds, `--shard i/k`;
+//! - [`sim`]: one unit (draw O and T, generators, metric), the network behind [`sim::ModelRunner`];
+//! - [`store`]: the sweep folder (one atomic file per finished unit, results.csv, merge);
+//! - [`run`]: the driver; [`report`] and [`plots`]: the aggregated table and figures.
+//!
+//! No deep-learning framework here: the binary implements [`sim::ModelRunner`] over burn.
+
+pub mod config;
+pub mod grid;
+pub mod metric;
+pub mod plots;
+pub mod report;
+pub mod row;
+pub mod run;
+pub mod samples;
+pub mod sim;
+pub mod store;
+
+pub use config::SweepConfig;
+pub use row::SimRow;
+pub use run::{report_dir, run_one, run_sweep, RunOptions, SweepOutcome};
+pub use sim::{ModelJob, ModelOutput, ModelRunner};
+pub use store::SweepDir;

@@ -1,0 +1,385 @@
+//! The sweep's settings file (`configs/*.toml`), strict: an unknown key is an error naming it.
+//!
+//! The `[train]` and `[sample]` tables are passed through untouched to the trainer and sampler
+//! (their own strict structs, `memdiff_diffusion::train::TrainConfig` and
+//! `memdiff_diffusion::sample::SampleOptions`), so this crate does not depend on burn. The sweep
+//! overrides `px`, `steps`, `seed` (and `indexing` under `protocol = "papers-code"`) per run.
+
+use serde::{Deserialize, Serialize};
+
+/// Which data a sweep draws O and T from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataKind {
+    /// The isotropic Gaussian mixture of SPEC §1, "centred" layout.
+    #[default]
+    Gmm,
+    /// The shipped MNIST subset (or another IDX file), resized to `px`.
+    Mnist,
+}
+
+impl std::fmt::Display for DataKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DataKind::Gmm => "gmm",
+            DataKind::Mnist => "mnist",
+        })
+    }
+}
+
+/// How the metric's three sets are put on scales (SPEC §4 default, SPEC §5 papers' code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// One scale ([0, 1]) for O, T and G; T is the whole training set; true L2 distance.
+    #[default]
+    Default,
+    /// The seeds' code (SPEC §5): O raw (×255), T = the 90 % training split mapped to [-1, 1],
+    /// G in [0, 1], sigma = std(O)/255, `sqrt(2π)` scale, shifted diffusion indices, one fixed O,
+    /// g samples drawn one at a time.
+    PapersCode,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Default => "default",
+            Protocol::PapersCode => "papers-code",
+        })
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "default" => Ok(Self::Default),
+            "papers-code" => Ok(Self::PapersCode),
+            _ => Err(format!(
+                "unknown protocol `{s}`: use default or papers-code"
+            )),
+        }
+    }
+}
+
+/// Treatment of quantised data (MNIST) before the metric (SPEC §4b).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dequantize {
+    /// `uniform` for quantised inputs (MNIST), `none` for continuous ones (GMM).
+    #[default]
+    Auto,
+    /// Add seeded U(0, 1/255) noise to every set (O, T and G alike).
+    Uniform,
+    /// Floor every bandwidth at the quantisation step 1/255.
+    Floor,
+    /// Raw values (exact ties dominate the self-terms of u8 data).
+    None,
+}
+
+impl std::str::FromStr for Dequantize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "uniform" => Ok(Self::Uniform),
+            "floor" => Ok(Self::Floor),
+            "none" => Ok(Self::None),
+            _ => Err(format!(
+                "unknown dequantize `{s}`: use auto, uniform, floor or none"
+            )),
+        }
+    }
+}
+
+/// GMM layout (SPEC §1 "centred": `mu_c = mu0 + (c - (C-1)/2) spacing`, `sigma_c = sigma`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GmmSettings {
+    pub mu0: f64,
+    pub spacing: f64,
+    pub sigma: f64,
+    /// Clip samples to [0, 1] (SPEC §1: off unless asked).
+    pub clip: bool,
+}
+
+impl Default for GmmSettings {
+    fn default() -> Self {
+        Self {
+            mu0: 0.5,
+            spacing: 0.1,
+            sigma: 0.1,
+            clip: false,
+        }
+    }
+}
+
+/// MNIST source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MnistSettings {
+    /// IDX images file (gzipped or plain), relative to the working folder.
+    pub images: String,
+    /// Zero-pad 28 → 32 instead of a bilinear resize to `px` (needs px = 32).
+    pub pad: bool,
+}
+
+impl Default for MnistSettings {
+    fn default() -> Self {
+        Self {
+            images: "data/mnist/mnist-10k-images-idx3-ubyte.gz".into(),
+            pad: false,
+        }
+    }
+}
+
+/// A whole sweep. Every list is a grid axis; `sims` simulations run at each grid point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweepConfig {
+    /// Free text: what this sweep is for.
+    pub name: String,
+    /// Base seed; every other seed is derived from it and the unit's grid values.
+    pub seed: u64,
+    pub data: DataKind,
+    /// Image side; d = px².
+    pub px: usize,
+    /// Mixture components C (GMM). Ignored for MNIST (use `[1]`).
+    pub components: Vec<usize>,
+    /// Training-set sizes n.
+    pub n: Vec<usize>,
+    /// Diffusion steps s (trained and sampled with).
+    pub steps: Vec<usize>,
+    /// Simulations per grid point.
+    pub sims: usize,
+    /// Size N of the original set O.
+    pub n_original: usize,
+    /// Generated samples g per simulation.
+    pub generated: usize,
+    /// "model" and/or the reference generators "oracle", "copy", "copy+noise:SIGMA".
+    pub generators: Vec<String>,
+    pub protocol: Protocol,
+    /// Draw a fresh O for every simulation (SPEC §4b; default) instead of the papers' single O.
+    /// Forced off under `protocol = "papers-code"`.
+    pub fresh_original: bool,
+    /// Bandwidth rule of the metric (`std-over-n`, ...; see `memdiff eval --help`).
+    pub bandwidth: String,
+    /// Quantised data treatment: auto | uniform | floor | none.
+    pub dequantize: Dequantize,
+    /// Nearest-neighbour ratios (Carlini et al.) of every generated sample against T.
+    pub nn: bool,
+    /// Generated images saved (with their nearest training images) per grid point, from sim 0.
+    pub save_images: usize,
+    pub gmm: GmmSettings,
+    pub mnist: MnistSettings,
+    /// Passed to the trainer (`TrainConfig`); px, steps, seed are set per run.
+    pub train: toml::Table,
+    /// Passed to the sampler (`SampleOptions`).
+    pub sample: toml::Table,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            seed: 0,
+            data: DataKind::Gmm,
+            px: 8,
+            components: vec![1],
+            n: vec![10, 100, 1000],
+            steps: vec![200],
+            sims: 20,
+            n_original: 10_000,
+            generated: 10,
+            generators: vec![
+                "model".into(),
+                "oracle".into(),
+                "copy".into(),
+                "copy+noise:0.05".into(),
+            ],
+            protocol: Protocol::Default,
+            fresh_original: true,
+            bandwidth: "std-over-n".into(),
+            dequantize: Dequantize::Auto,
+            nn: true,
+            save_images: 8,
+            gmm: GmmSettings::default(),
+            mnist: MnistSettings::default(),
+            train: toml::Table::new(),
+            sample: toml::Table::new(),
+        }
+    }
+}
+
+/// An impossible sweep setting.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("sweep config field `{field}`: {message}")]
+pub struct ConfigInvalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> ConfigInvalid {
+    ConfigInvalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl SweepConfig {
+    /// Checks sizes and names; applies the papers'-code implications.
+    pub fn validate(&mut self) -> Result<(), ConfigInvalid> {
+        if self.px == 0 || !self.px.is_multiple_of(8) {
+            return Err(bad(
+                "px",
+                format!(
+                    "{} is not a positive multiple of 8 (the U-Net halves it 3 times)",
+                    self.px
+                ),
+            ));
+        }
+        if self.n.is_empty() || self.n.contains(&0) {
+            return Err(bad("n", "give at least one training-set size, all >= 1"));
+        }
+        if self.has_model() && (self.steps.is_empty() || self.steps.iter().any(|&s| s < 2)) {
+            return Err(bad(
+                "steps",
+                "give at least one number of diffusion steps, all >= 2",
+            ));
+        }
+        if self.data == DataKind::Gmm
+            && (self.components.is_empty() || self.components.contains(&0))
+        {
+            return Err(bad(
+                "components",
+                "give at least one component count, all >= 1",
+            ));
+        }
+        if self.data == DataKind::Mnist {
+            if !(self.components == [1] || self.components == [0]) {
+                return Err(bad(
+                    "components",
+                    "MNIST has no mixture components: leave it out",
+                ));
+            }
+            // results.csv records components = 0 for MNIST.
+            self.components = vec![0];
+        }
+        if self.sims == 0 {
+            return Err(bad("sims", "need at least 1 simulation per grid point"));
+        }
+        if self.generated == 0 {
+            return Err(bad("generated", "need at least 1 generated sample"));
+        }
+        if self.n_original < 2 {
+            return Err(bad(
+                "n_original",
+                "the original set needs at least 2 samples",
+            ));
+        }
+        if self.generators.is_empty() {
+            return Err(bad(
+                "generators",
+                "list at least one of model, oracle, copy, copy+noise:SIGMA",
+            ));
+        }
+        for g in &self.generators {
+            crate::grid::GeneratorKind::parse(g).map_err(|m| bad("generators", m))?;
+        }
+        let mut seen = self.generators.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != self.generators.len() {
+            return Err(bad("generators", "a generator is listed twice"));
+        }
+        for list in [&mut self.n, &mut self.steps, &mut self.components] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        if self.protocol == Protocol::PapersCode {
+            self.fresh_original = false;
+            if self.n.iter().any(|&n| n < 2) {
+                return Err(bad("n", "papers-code splits T 90/10: need n >= 2"));
+            }
+        }
+        if !(self.gmm.sigma > 0.0 && self.gmm.sigma.is_finite()) {
+            return Err(bad("gmm.sigma", "must be a positive number"));
+        }
+        for (k, v) in &self.train {
+            if ["px", "steps", "seed"].contains(&k.as_str()) {
+                return Err(bad(
+                    "train",
+                    format!("`train.{k} = {v}` is set by the sweep grid: remove it (use the top-level `{}` list)", if k == "seed" { "seed" } else { k }),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether "model" is among the generators.
+    pub fn has_model(&self) -> bool {
+        self.generators.iter().any(|g| g == "model")
+    }
+
+    /// The s axis of the grid: the `steps` list, or `[0]` in a sweep without the model.
+    pub fn steps_axis(&self) -> Vec<usize> {
+        if self.has_model() {
+            self.steps.clone()
+        } else {
+            vec![0]
+        }
+    }
+
+    /// Quantisation treatment actually applied (`auto` resolved): "none" | "uniform" | "floor".
+    pub fn dequantize_resolved(&self) -> &'static str {
+        match (self.dequantize, self.data) {
+            (Dequantize::Auto, DataKind::Mnist) | (Dequantize::Uniform, _) => "uniform",
+            (Dequantize::Auto, DataKind::Gmm) | (Dequantize::None, _) => "none",
+            (Dequantize::Floor, _) => "floor",
+        }
+    }
+
+    /// The part of the config that determines every row's numbers apart from the grid lists:
+    /// a resumed or merged sweep must match it exactly.
+    pub fn fingerprint(&self) -> String {
+        let mut c = self.clone();
+        c.name.clear();
+        c.components.clear();
+        c.n.clear();
+        c.steps.clear();
+        c.sims = 0;
+        c.generators.clear();
+        c.save_images = 0;
+        toml::to_string(&c).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memdiff_data::config::parse_toml;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse_toml::<SweepConfig>("px = 8\nsimz = 3\n").unwrap_err();
+        assert!(e.contains("simz") && e.starts_with("line 2"), "{e}");
+        let e = parse_toml::<SweepConfig>("[gmm]\nsigmaa = 1\n").unwrap_err();
+        assert!(e.contains("sigmaa"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c: SweepConfig = parse_toml("px = 12").unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "px");
+        let mut c: SweepConfig = parse_toml("generators = [\"model\", \"copi\"]").unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.to_string().contains("copi"), "{e}");
+        let mut c: SweepConfig = parse_toml("[train]\nsteps = 3").unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "train");
+        let mut c: SweepConfig =
+            parse_toml("n = [100, 10, 100]\nprotocol = \"papers-code\"").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.n, vec![10, 100]);
+        assert!(!c.fresh_original);
+    }
+}

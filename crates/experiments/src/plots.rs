@@ -1,0 +1,227 @@
+//! The report's figures (SVG + PNG through `memdiff_plot`), one set per
+//! (data, px, protocol, bandwidth, dequantization, C):
+//! - `p_delta_vs_n`: P(Δ>0) vs n with Wilson 95 % bands, one line per s, the oracle and copy
+//!   null curves beside (dashed), and markers where the model differs from the oracle;
+//! - `p_delta_u_vs_n`: the same for the unbiased Δ_U;
+//! - `e_og_hat_vs_n`: Ê_OG vs n (log–log);
+//! - `eta_vs_c`: η vs C, one line per s (one file per data/protocol);
+//! - `samples_*`: generated images beside their nearest training images, one row per n.
+
+use crate::report::{Report, ReportError, ReportRow, ALPHA};
+use memdiff_plot::{LegendPos, LinePlot, Series};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+type PanelKey = (String, usize, String, String, String, usize);
+
+fn panel_key(r: &ReportRow) -> PanelKey {
+    (
+        r.data.clone(),
+        r.px,
+        r.protocol.clone(),
+        r.bandwidth.clone(),
+        r.dequantized.clone(),
+        r.components,
+    )
+}
+
+fn file_stem(k: &PanelKey, what: &str) -> String {
+    let mut s = format!("{what}_{}_px{}_c{}", k.0, k.1, k.5);
+    if k.2 != "default" {
+        s.push_str(&format!("_{}", k.2));
+    }
+    if k.4 != "none" {
+        s.push_str(&format!("_deq-{}", k.4));
+    }
+    if k.3 != "std-over-n" {
+        let b: String =
+            k.3.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+        s.push_str(&format!("_bw-{b}"));
+    }
+    s
+}
+
+/// Series label of a generator line.
+fn label(r: &ReportRow) -> String {
+    if r.generator == "model" {
+        format!("model s={}", r.steps)
+    } else {
+        format!("{} (null)", r.generator)
+    }
+}
+
+/// Lines per generator/steps of one panel, sorted by n.
+fn lines<'a>(rows: &[&'a ReportRow]) -> BTreeMap<(usize, usize, String), Vec<&'a ReportRow>> {
+    let mut by: BTreeMap<(usize, usize, String), Vec<&ReportRow>> = BTreeMap::new();
+    for r in rows {
+        let rank = match r.generator.as_str() {
+            "model" => 0,
+            "oracle" => 1,
+            "copy" => 2,
+            _ => 3,
+        };
+        by.entry((rank, r.steps, r.generator.clone()))
+            .or_default()
+            .push(r);
+    }
+    for v in by.values_mut() {
+        v.sort_by_key(|r| r.n);
+    }
+    by
+}
+
+fn p_plot(k: &PanelKey, rows: &[&ReportRow], unbiased: bool) -> LinePlot {
+    let sym = if unbiased { "Δ_U" } else { "Δ" };
+    let mut p = LinePlot::new(
+        format!(
+            "P({sym}>0) vs n — {} px {} C={} ({} protocol)",
+            k.0, k.1, k.5, k.2
+        ),
+        "training-set size n",
+        format!("P({sym} > 0), Wilson 95 %"),
+    );
+    p.log_x = true;
+    p.y_range = Some((-0.02, 1.02));
+    p.legend = LegendPos::UpperLeft;
+    let mut markers: Vec<(f64, f64)> = Vec::new();
+    for (i, ((rank, _, _), v)) in lines(rows).into_iter().enumerate() {
+        let pts: Vec<(f64, f64)> = v
+            .iter()
+            .map(|r| {
+                let y = if unbiased {
+                    r.p_delta_u_pos
+                } else {
+                    r.p_delta_pos
+                };
+                (r.n as f64, y)
+            })
+            .collect();
+        let band: Vec<(f64, f64, f64)> = v
+            .iter()
+            .map(|r| {
+                if unbiased {
+                    (r.n as f64, r.p_delta_u_pos_lo, r.p_delta_u_pos_hi)
+                } else {
+                    (r.n as f64, r.p_delta_pos_lo, r.p_delta_pos_hi)
+                }
+            })
+            .collect();
+        let mut s = Series::line_and_points(label(v[0]), pts).with_color(i);
+        if rank <= 1 {
+            s = s.with_band(band);
+        }
+        if rank > 0 {
+            s = s.dashed();
+        }
+        p.series.push(s);
+        if rank == 0 && !unbiased {
+            markers.extend(
+                v.iter()
+                    .filter(|r| r.vs_oracle_p.is_some_and(|p| p < ALPHA))
+                    .map(|r| (r.n as f64, r.p_delta_pos)),
+            );
+        }
+    }
+    if !markers.is_empty() {
+        p.series.push(
+            Series::points(
+                format!("model Δ differs from oracle's (Mann–Whitney p<{ALPHA})"),
+                markers,
+            )
+            .with_color(7),
+        );
+    }
+    p
+}
+
+fn e_og_plot(k: &PanelKey, rows: &[&ReportRow]) -> LinePlot {
+    let mut p = LinePlot::new(
+        format!(
+            "Ê_OG vs n — {} px {} C={} ({} protocol)",
+            k.0, k.1, k.5, k.2
+        ),
+        "training-set size n",
+        "Ê_OG = E_OG(n) / E_OG(n_0)",
+    );
+    p.log_x = true;
+    p.log_y = true;
+    for (i, ((rank, _, _), v)) in lines(rows).into_iter().enumerate() {
+        let pts: Vec<(f64, f64)> = v
+            .iter()
+            .filter(|r| r.e_og_hat.is_finite() && r.e_og_hat > 0.0)
+            .map(|r| (r.n as f64, r.e_og_hat))
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let mut s = Series::line_and_points(label(v[0]), pts).with_color(i);
+        if rank > 0 {
+            s = s.dashed();
+        }
+        p.series.push(s);
+    }
+    p
+}
+
+/// Writes every figure of the report under `out`; returns the files.
+pub fn plot_all(rep: &Report, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut panels: BTreeMap<PanelKey, Vec<&ReportRow>> = BTreeMap::new();
+    for r in &rep.rows {
+        panels.entry(panel_key(r)).or_default().push(r);
+    }
+    let mut files = Vec::new();
+    for (k, rows) in &panels {
+        files.extend(p_plot(k, rows, false).save(&out.join(file_stem(k, "p_delta_vs_n")))?);
+        files.extend(p_plot(k, rows, true).save(&out.join(file_stem(k, "p_delta_u_vs_n")))?);
+        let e = e_og_plot(k, rows);
+        if !e.series.is_empty() {
+            files.extend(e.save(&out.join(file_stem(k, "e_og_hat_vs_n")))?);
+        }
+    }
+    // η vs C, per (data, px, protocol): one line per (generator, s).
+    type Lines = BTreeMap<(usize, String), Vec<(f64, f64)>>;
+    let mut eta: BTreeMap<(String, usize, String), Lines> = BTreeMap::new();
+    for e in &rep.eta {
+        if e.eta.is_finite() {
+            eta.entry((e.data.clone(), e.px, e.protocol.clone()))
+                .or_default()
+                .entry((e.steps, e.generator.clone()))
+                .or_default()
+                .push((e.components as f64, e.eta));
+        }
+    }
+    for ((data, px, protocol), lines) in eta {
+        let mut p = LinePlot::new(
+            format!("η vs C — {data} px {px} ({protocol} protocol)"),
+            "mixture components C",
+            "η = −ln(1 − E_OG(n_max)/E_OG(n_min))",
+        );
+        for (i, ((steps, g), mut pts)) in lines.into_iter().enumerate() {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let name = if g == "model" {
+                format!("model s={steps}")
+            } else {
+                format!("{g} (null)")
+            };
+            let mut s = Series::line_and_points(name, pts).with_color(i);
+            if g != "model" {
+                s = s.dashed();
+            }
+            p.series.push(s);
+        }
+        let mut stem = format!("eta_vs_c_{data}_px{px}");
+        if protocol != "default" {
+            stem.push_str(&format!("_{protocol}"));
+        }
+        files.extend(p.save(&out.join(stem))?);
+    }
+    Ok(files)
+}
+
+/// Sample grids: for every (C, s) with saved samples, one PNG whose row i shows the saved
+/// generated images of the i-th smallest n, each followed by its nearest training image.
+pub fn sample_grids(samples: &Path, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    crate::samples::grids(samples, out)
+}

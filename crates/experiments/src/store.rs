@@ -1,0 +1,298 @@
+//! The sweep folder: one CSV per finished unit under `DIR/sims/`, each written atomically
+//! (temp file + fsync + rename), so a killed sweep loses at most the unit in flight and a file
+//! that exists is complete. `results.csv` is rebuilt from them in the canonical unit order, so
+//! a resumed, sharded-and-merged or uninterrupted sweep writes the same table.
+//!
+//! Layout:
+//! - `sweep.toml`: the resolved config (a resume or merge must match its fingerprint);
+//! - `run.toml`: version, backend, seed, settings (RunRecord);
+//! - `sims/<unit-id>.csv`: rows of one unit;
+//! - `samples/<grid-point>.{g,nn}.csv`: a few generated images and their nearest training images;
+//! - `results.csv`: every row; `report/`: tables and plots.
+
+use crate::config::SweepConfig;
+use crate::grid::Unit;
+use crate::row::SimRow;
+use memdiff_data::atomic;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Errors of the sweep folder.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Write(#[from] atomic::WriteError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message} (delete the file to recompute it)")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("{path} was written by a sweep with different settings than this config; use another --out folder or the config recorded there.\n  recorded: {recorded}\n  now:      {now}")]
+    Mismatch {
+        path: PathBuf,
+        recorded: String,
+        now: String,
+    },
+    #[error("config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+}
+
+/// A sweep output folder.
+#[derive(Clone, Debug)]
+pub struct SweepDir {
+    pub root: PathBuf,
+}
+
+fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Rows to CSV text (header + rows), the results.csv format.
+pub fn rows_to_csv(rows: &[SimRow]) -> Vec<u8> {
+    let mut out = Vec::new();
+    memdiff_metrics::summary::write_csv(&mut out, rows).expect("writing CSV to memory cannot fail");
+    out
+}
+
+/// Reads rows from a CSV file of the results schema.
+pub fn read_rows(path: &Path) -> Result<Vec<SimRow>, StoreError> {
+    let bytes = std::fs::read(path).map_err(read_err(path))?;
+    parse_rows(path, &bytes)
+}
+
+pub fn parse_rows(path: &Path, bytes: &[u8]) -> Result<Vec<SimRow>, StoreError> {
+    memdiff_metrics::summary::read_csv(bytes).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+impl SweepDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn sims(&self) -> PathBuf {
+        self.root.join("sims")
+    }
+    pub fn samples(&self) -> PathBuf {
+        self.root.join("samples")
+    }
+    pub fn results(&self) -> PathBuf {
+        self.root.join("results.csv")
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("sweep.toml")
+    }
+    pub fn report_dir(&self) -> PathBuf {
+        self.root.join("report")
+    }
+
+    pub fn unit_path(&self, u: &Unit) -> PathBuf {
+        self.sims().join(format!("{}.csv", u.id()))
+    }
+
+    /// A unit is finished iff its file exists (files appear only by atomic rename).
+    pub fn is_done(&self, u: &Unit) -> bool {
+        self.unit_path(u).is_file()
+    }
+
+    pub fn write_unit(&self, u: &Unit, rows: &[SimRow]) -> Result<(), StoreError> {
+        atomic::write_bytes(&self.unit_path(u), &rows_to_csv(rows))?;
+        Ok(())
+    }
+
+    /// The recorded config, if any.
+    pub fn recorded_config(&self) -> Result<Option<SweepConfig>, StoreError> {
+        let p = self.config_path();
+        if !p.exists() {
+            return Ok(None);
+        }
+        memdiff_data::config::load_toml(&p)
+            .map(Some)
+            .map_err(|e| StoreError::Config {
+                path: p.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Records `cfg` in `sweep.toml` after checking it against what is recorded there (the grid
+    /// lists may differ: units are keyed by their grid values; the recorded grid becomes the
+    /// union, so extending a sweep reuses the finished units).
+    pub fn claim(&self, cfg: &SweepConfig) -> Result<(), StoreError> {
+        let mut merged = cfg.clone();
+        if let Some(old) = self.recorded_config()? {
+            if old.fingerprint() != cfg.fingerprint() {
+                return Err(StoreError::Mismatch {
+                    path: self.config_path(),
+                    recorded: first_difference(&old.fingerprint(), &cfg.fingerprint()).0,
+                    now: first_difference(&old.fingerprint(), &cfg.fingerprint()).1,
+                });
+            }
+            union_grid(&mut merged, &old);
+        }
+        self.write_config(&merged)
+    }
+
+    fn write_config(&self, cfg: &SweepConfig) -> Result<(), StoreError> {
+        let text = toml::to_string_pretty(cfg).map_err(|e| StoreError::Config {
+            path: self.config_path(),
+            message: e.to_string(),
+        })?;
+        atomic::write_bytes(&self.config_path(), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Every finished unit file, keyed (and so ordered) by unit.
+    pub fn finished(&self) -> Result<BTreeMap<Unit, PathBuf>, StoreError> {
+        let mut out = BTreeMap::new();
+        let dir = self.sims();
+        if !dir.exists() {
+            return Ok(out);
+        }
+        for e in std::fs::read_dir(&dir).map_err(read_err(&dir))? {
+            let e = e.map_err(read_err(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue; // a temp file of a write in flight or killed
+            }
+            if let Some(id) = name.strip_suffix(".csv") {
+                if let Ok(u) = Unit::parse_id(id) {
+                    out.insert(u, e.path());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds `results.csv` from every finished unit, in canonical order; returns the rows.
+    pub fn rebuild_results(&self) -> Result<Vec<SimRow>, StoreError> {
+        let mut rows = Vec::new();
+        for path in self.finished()?.values() {
+            rows.extend(read_rows(path)?);
+        }
+        atomic::write_bytes(&self.results(), &rows_to_csv(&rows))?;
+        Ok(rows)
+    }
+}
+
+fn first_difference(a: &str, b: &str) -> (String, String) {
+    for (x, y) in a.lines().zip(b.lines()) {
+        if x != y {
+            return (x.to_string(), y.to_string());
+        }
+    }
+    (a.to_string(), b.to_string())
+}
+
+fn union_grid(into: &mut SweepConfig, other: &SweepConfig) {
+    fn u(a: &mut Vec<usize>, b: &[usize]) {
+        a.extend_from_slice(b);
+        a.sort_unstable();
+        a.dedup();
+    }
+    u(&mut into.components, &other.components);
+    u(&mut into.n, &other.n);
+    u(&mut into.steps, &other.steps);
+    into.sims = into.sims.max(other.sims);
+    for g in &other.generators {
+        if !into.generators.contains(g) {
+            into.generators.push(g.clone());
+        }
+    }
+    into.save_images = into.save_images.max(other.save_images);
+}
+
+/// `memdiff sweep merge A B … --out DIR`: copies every finished unit (and saved samples) of the
+/// shard folders into `out`, checks they were run with the same settings, and rebuilds
+/// results.csv. A unit present in several folders must have the same rows (timings aside).
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<(SweepConfig, Vec<SimRow>), StoreError> {
+    let dst = SweepDir::new(out);
+    let mut cfg: Option<SweepConfig> = dst.recorded_config()?;
+    for input in inputs {
+        let src = SweepDir::new(input);
+        let c = src.recorded_config()?.ok_or_else(|| StoreError::Read {
+            path: src.config_path(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not a sweep folder (no sweep.toml)",
+            ),
+        })?;
+        match &mut cfg {
+            None => cfg = Some(c),
+            Some(acc) => {
+                if acc.fingerprint() != c.fingerprint() {
+                    let (a, b) = first_difference(&acc.fingerprint(), &c.fingerprint());
+                    return Err(StoreError::Mismatch {
+                        path: src.config_path(),
+                        recorded: a,
+                        now: b,
+                    });
+                }
+                union_grid(acc, &c);
+            }
+        }
+    }
+    let cfg = cfg.ok_or_else(|| StoreError::Config {
+        path: out.to_path_buf(),
+        message: "nothing to merge: give at least one sweep folder".into(),
+    })?;
+    dst.write_config(&cfg)?;
+    for input in inputs {
+        let src = SweepDir::new(input);
+        if src.root == dst.root {
+            continue;
+        }
+        for (u, path) in src.finished()? {
+            let target = dst.unit_path(&u);
+            let bytes = std::fs::read(&path).map_err(read_err(&path))?;
+            if target.exists() {
+                let a = without_timing(read_rows(&target)?);
+                let b = without_timing(parse_rows(&path, &bytes)?);
+                if rows_to_csv(&a) != rows_to_csv(&b) {
+                    return Err(StoreError::Corrupt {
+                        path: path.clone(),
+                        message: format!(
+                            "unit {} differs from the copy already in {}",
+                            u.id(),
+                            target.display()
+                        ),
+                    });
+                }
+                continue;
+            }
+            atomic::write_bytes(&target, &bytes)?;
+        }
+        let samples = src.samples();
+        if samples.is_dir() {
+            for e in std::fs::read_dir(&samples).map_err(read_err(&samples))? {
+                let e = e.map_err(read_err(&samples))?;
+                let name = e.file_name();
+                if name.to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let target = dst.samples().join(&name);
+                if !target.exists() {
+                    let bytes = std::fs::read(e.path()).map_err(read_err(&e.path()))?;
+                    atomic::write_bytes(&target, &bytes)?;
+                }
+            }
+        }
+    }
+    let rows = dst.rebuild_results()?;
+    Ok((cfg, rows))
+}
+
+/// Rows with the wall-clock column zeroed: what must match between two runs of one unit
+/// (compare their [`rows_to_csv`] text: NaN fields make `==` on rows false).
+pub fn without_timing(mut rows: Vec<SimRow>) -> Vec<SimRow> {
+    for r in &mut rows {
+        r.train_seconds = 0.0;
+    }
+    rows
+}
