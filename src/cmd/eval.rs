@@ -1,9 +1,479 @@
-use clap::Args;
+//! `memdiff eval`: the memorization metric E_TG, E_OG, Δ (SPEC §4) and the unbiased Δ_U
+//! (SPEC §4b) for three sets of images, with optional reference generators, nearest-neighbour
+//! audit, quadrature cross-check and quantised-data treatment; `memdiff eval summarize FILE`
+//! aggregates a `results.csv`; `memdiff eval --checkpoint DIR` hands over to the audit.
+//!
+//! Reference generators without a data distribution at hand (`--generator oracle` with files
+//! only): G is `g` rows of the original file that are equal to no row of T, and those rows are
+//! removed from O before the metric, so G never saw T and is not part of the O it is compared
+//! with (`n_original` in the output is then N - g). `copy` / `copy+noise:S` take rows of T
+//! (after any dequantisation, so that copies are exact copies of the T the metric sees).
 
-/// (not implemented yet)
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use memdiff_data::quantize::{self, QUANT_STEP};
+use memdiff_data::reference::{self, Reference};
+use memdiff_data::ImageSet;
+use memdiff_metrics::kde::{Bandwidth, KdeOptions, KdeResult, OriginalSet};
+use memdiff_metrics::{nn, quadrature, summary};
+use serde_json::{json, Value};
+
+/// Memorization metric for three sets of images (O, T, G), or a summary of a results table.
+///
+/// Example: memdiff eval --original O.npy --train T.npy --generated G.npy --json
+/// Example: memdiff eval --original O.npy --train T.npy --generator oracle --g 10
+/// Example: memdiff eval summarize runs/quick/results.csv
 #[derive(Args, Debug)]
-pub struct EvalArgs {}
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub sub: Option<EvalSub>,
+    /// Original set O (.npy, or IDX gz/plain): (n, d), (n, h, w) or (n, 1, h, w).
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["checkpoint"])]
+    pub original: Option<PathBuf>,
+    /// Training set T (same formats).
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["checkpoint"])]
+    pub train: Option<PathBuf>,
+    /// Generated set G (same formats); not needed with --generator or --checkpoint.
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["checkpoint", "generator"], conflicts_with = "generator")]
+    pub generated: Option<PathBuf>,
+    /// Make G with a reference generator instead: oracle, copy or copy+noise:SIGMA.
+    #[arg(long, value_name = "KIND")]
+    pub generator: Option<String>,
+    /// Number of samples the reference generator makes.
+    #[arg(long, default_value_t = 10)]
+    pub g: usize,
+    /// Bandwidth rule: std-over-n (papers'), std-n-pow-minus-1-over-d, silverman, fixed:VALUE.
+    #[arg(long, default_value = "std-over-n")]
+    pub bandwidth: String,
+    /// Multiply distances by sqrt(2 pi), as the papers' code (default: the true L2 distance).
+    #[arg(long)]
+    pub paper_scale: bool,
+    /// Floor on sigma_i; keeps pixels that are constant over O.
+    #[arg(long, value_name = "X")]
+    pub min_std: Option<f64>,
+    /// Nearest-neighbour audit: d1, d2, d1/d2 and nearest T row for each generated sample.
+    #[arg(long)]
+    pub nn: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Integrate a few pixels numerically and report the largest relative difference from the
+    /// closed form.
+    #[arg(long)]
+    pub check_quadrature: bool,
+    /// Quantised inputs (u8, or values on the k/255 grid): auto (uniform noise on the sets that
+    /// are quantised), uniform (on every set), floor (bandwidth >= 1/255), none.
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    pub dequantize: String,
+    /// Same as --dequantize none (keep raw ties; SPEC §4b warns against it).
+    #[arg(long)]
+    pub no_dequantize: bool,
+    /// Seed of the reference generator and of the dequantisation noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate a trained checkpoint: generate from it and compare with its own training set.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: number of samples to generate.
+    #[arg(long, default_value_t = 10)]
+    pub generate: usize,
+    /// With --checkpoint: use the EMA weights.
+    #[arg(long)]
+    pub ema: bool,
+    /// With --checkpoint: device (cpu, wgpu, cuda).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// With --checkpoint: sampling batch size.
+    #[arg(long)]
+    pub batch: Option<usize>,
+}
 
-pub fn run(_args: EvalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`memdiff eval` is not implemented yet")
+#[derive(Subcommand, Debug)]
+pub enum EvalSub {
+    /// Per-group P(Δ>0), P(Δ_U>0) with Wilson intervals, means ± s.e., Ê, η and the
+    /// model-vs-oracle verdict, from a results.csv (columns: memdiff_metrics::summary).
+    Summarize(SummarizeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SummarizeArgs {
+    /// The results table (one row per simulation).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print JSON ({"groups": [...], "eta": [...]}) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if let Some(EvalSub::Summarize(s)) = &args.sub {
+        return run_summarize(s);
+    }
+    if args.checkpoint.is_some() {
+        return crate::cmd::audit::run(&args);
+    }
+    run_sets(&args)
+}
+
+fn read_set(path: &Path, role: &str) -> anyhow::Result<ImageSet> {
+    memdiff_data::read_images_any(path).with_context(|| format!("reading the {role} set"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Dequant {
+    Auto,
+    Uniform,
+    Floor,
+    None,
+}
+
+fn parse_dequant(args: &EvalArgs) -> anyhow::Result<Dequant> {
+    if args.no_dequantize {
+        return Ok(Dequant::None);
+    }
+    Ok(match args.dequantize.as_str() {
+        "auto" => Dequant::Auto,
+        "uniform" => Dequant::Uniform,
+        "floor" => Dequant::Floor,
+        "none" => Dequant::None,
+        other => bail!("--dequantize {other:?}: use auto, uniform, floor or none"),
+    })
+}
+
+/// The options of the metric from the command line (shared with `bench kde`).
+pub fn kde_options(
+    bandwidth: &str,
+    paper_scale: bool,
+    min_std: Option<f64>,
+) -> anyhow::Result<KdeOptions> {
+    let bw: Bandwidth = bandwidth.parse().context("--bandwidth")?;
+    if let Some(m) = min_std {
+        if !(m.is_finite() && m > 0.0) {
+            bail!("--min-std {m}: must be a positive number (e.g. 0.01)");
+        }
+    }
+    Ok(KdeOptions {
+        bandwidth: bw,
+        paper_scale,
+        min_std,
+        ..Default::default()
+    })
+}
+
+fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
+    let (Some(op), Some(tp)) = (&args.original, &args.train) else {
+        bail!("--original and --train are required (or give --checkpoint)");
+    };
+    let mode = parse_dequant(args)?;
+    let mut opts = kde_options(&args.bandwidth, args.paper_scale, args.min_std)?;
+    let generator: Option<Reference> = match &args.generator {
+        Some(s) => Some(s.parse().context("--generator")?),
+        None => None,
+    };
+    if generator.is_some() && args.g == 0 {
+        bail!("--g 0: the reference generator needs at least 1 sample");
+    }
+    let mut o = read_set(op, "original")?;
+    let mut t = read_set(tp, "train")?;
+    let mut g = match &args.generated {
+        Some(gp) => Some(read_set(gp, "generated")?),
+        None => None,
+    };
+    let d = o.dim();
+    let mut check_dim = |set: &ImageSet, path: &Path, role: &str| -> anyhow::Result<()> {
+        if set.dim() != d {
+            bail!(
+                "{} ({role} set) has {} pixels per sample ({}x{}x{}) but {} (original set) has {d}; all sets must have the same pixel count",
+                path.display(),
+                set.dim(),
+                set.channels,
+                set.h,
+                set.w,
+                op.display()
+            );
+        }
+        Ok(())
+    };
+    check_dim(&t, tp, "train")?;
+    if let (Some(gs), Some(gp)) = (&g, &args.generated) {
+        check_dim(gs, gp, "generated")?;
+    }
+    // Oracle from files: hold g rows of O (not in T) out as G, before any noise.
+    if generator == Some(Reference::Oracle) {
+        let (gs, rest) = reference::holdout(&o, &t, args.g, args.seed)
+            .context("--generator oracle (rows of the original file not in the training set)")?;
+        g = Some(gs);
+        o = rest;
+    }
+    // Quantised data.
+    let q = [
+        quantize::is_quantized(&o.data),
+        quantize::is_quantized(&t.data),
+        g.as_ref().is_some_and(|s| quantize::is_quantized(&s.data)),
+    ];
+    let mut treated: Vec<&str> = Vec::new();
+    let label = match mode {
+        Dequant::Floor => {
+            opts.min_bandwidth = Some(QUANT_STEP);
+            "floor"
+        }
+        Dequant::None => "none",
+        Dequant::Auto | Dequant::Uniform => {
+            let names = ["original", "train", "generated"];
+            for (k, name) in names.iter().enumerate() {
+                if !(q[k] || mode == Dequant::Uniform) {
+                    continue;
+                }
+                // Distinct, fixed streams per set so each set's noise is independent.
+                let seed = args.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(k as u64 + 1));
+                let set = match k {
+                    0 => Some(&mut o),
+                    1 => Some(&mut t),
+                    _ => g.as_mut(),
+                };
+                if let Some(s) = set {
+                    quantize::dequantize_uniform(s, seed);
+                    treated.push(name);
+                }
+            }
+            if treated.is_empty() {
+                "none"
+            } else {
+                "uniform"
+            }
+        }
+    };
+    let g = match (g, generator) {
+        (Some(g), _) => g,
+        (None, Some(Reference::Copy)) => reference::copy_rows(&t, args.g, args.seed)?.0,
+        (None, Some(Reference::CopyNoise(s))) => {
+            reference::copy_noise(&t, args.g, s, args.seed)?.0
+        }
+        _ => bail!("give --generated FILE or --generator KIND"),
+    };
+    let orig = OriginalSet::new(&o.data, o.n, d, &opts)
+        .with_context(|| format!("original set {}", op.display()))?;
+    let r = orig
+        .evaluate(&t.data, t.n, &g.data, g.n)
+        .context("evaluating the metric")?;
+    for (name, share) in [("original", r.tie_share_oo), ("train", r.tie_share_tt)] {
+        if share > 0.5 {
+            tracing::warn!(
+                "exact ties make up {:.0} % of the {name} set's self-term pairs: the metric mostly counts equal values (SPEC §4b); use --dequantize uniform or floor",
+                share * 100.0
+            );
+        }
+    }
+    let nn_res = if args.nn {
+        let nb = nn::nearest_neighbours(&t.data, t.n, &g.data, g.n, d)?;
+        Some((nn::summarize(&nb), nb))
+    } else {
+        None
+    };
+    let quad = if args.check_quadrature {
+        Some(quadrature::check(&orig, &t.data, t.n, &g.data, g.n, 3)?)
+    } else {
+        None
+    };
+    let gen_label = match generator {
+        Some(r) => r.to_string(),
+        None => "file".into(),
+    };
+    let mut out = result_json(&r, &opts, label);
+    let m = out.as_object_mut().expect("object");
+    m.insert("d".into(), json!(d));
+    m.insert("generator".into(), json!(gen_label));
+    m.insert("dequantized_sets".into(), json!(treated));
+    m.insert("seed".into(), json!(args.seed));
+    m.insert(
+        "files".into(),
+        json!({"original": op, "train": tp, "generated": args.generated}),
+    );
+    if let Some((s, nb)) = &nn_res {
+        m.insert("nn_ratio_mean".into(), json!(s.ratio_mean));
+        m.insert("nn_frac_memorized".into(), json!(s.frac_memorized));
+        m.insert("nn_d1_mean".into(), json!(s.d1_mean));
+        m.insert("nn".into(), serde_json::to_value(nb)?);
+    }
+    if let Some(q) = &quad {
+        m.insert("quadrature_max_rel_diff".into(), json!(q.max_rel_diff));
+        m.insert("quadrature".into(), serde_json::to_value(q)?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        print_table(&out, nn_res.as_ref().map(|x| &x.1));
+    }
+    Ok(())
+}
+
+/// The metric's JSON fields shared by `eval` and `bench kde`.
+pub fn result_json(r: &KdeResult, opts: &KdeOptions, dequantized: &str) -> Value {
+    json!({
+        "e_tg": r.e_tg,
+        "e_og": r.e_og,
+        "delta": r.delta,
+        "delta_unbiased": r.delta_unbiased,
+        "pixels_used": r.pixels_used,
+        "pixels_skipped": r.pixels_skipped,
+        "n_original": r.n_original,
+        "n_train": r.n_train,
+        "n_generated": r.n_generated,
+        "bandwidth": opts.bandwidth.to_string(),
+        "scale": if opts.paper_scale { "paper (x sqrt(2 pi))" } else { "l2" },
+        "scale_factor": r.scale,
+        "min_std": opts.min_std,
+        "min_bandwidth": opts.min_bandwidth,
+        "dequantized": dequantized,
+        "s_tt": r.s_tt,
+        "s_gg": r.s_gg,
+        "s_oo": r.s_oo,
+        "s_tg": r.s_tg,
+        "s_og": r.s_og,
+        "u_tt": r.u_tt,
+        "u_oo": r.u_oo,
+        "e_tg_error_bound": r.e_tg_error_bound,
+        "e_og_error_bound": r.e_og_error_bound,
+        "tie_share_original": r.tie_share_oo,
+        "tie_share_train": r.tie_share_tt,
+    })
+}
+
+fn fmt_val(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if n.is_f64() => format!("{x:.10e}"),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn print_table(out: &Value, nb: Option<&Vec<nn::Neighbour>>) {
+    let m = out.as_object().expect("object");
+    let keys = [
+        "e_tg",
+        "e_og",
+        "delta",
+        "delta_unbiased",
+        "pixels_used",
+        "pixels_skipped",
+        "n_original",
+        "n_train",
+        "n_generated",
+        "d",
+        "bandwidth",
+        "scale",
+        "dequantized",
+        "dequantized_sets",
+        "generator",
+        "e_tg_error_bound",
+        "e_og_error_bound",
+        "tie_share_original",
+        "tie_share_train",
+        "nn_ratio_mean",
+        "nn_frac_memorized",
+        "nn_d1_mean",
+        "quadrature_max_rel_diff",
+    ];
+    for k in keys {
+        if let Some(v) = m.get(k) {
+            println!("{k:<26} {}", fmt_val(v));
+        }
+    }
+    if let Some(nb) = nb {
+        println!("{:>4} {:>8} {:>14} {:>14} {:>10}", "g", "nearest", "d1", "d2", "d1/d2");
+        for (i, x) in nb.iter().enumerate() {
+            println!(
+                "{i:>4} {:>8} {:>14.6e} {:>14.6e} {:>10.4}",
+                x.index, x.d1, x.d2, x.ratio
+            );
+        }
+    }
+}
+
+fn run_summarize(a: &SummarizeArgs) -> anyhow::Result<()> {
+    let f = std::fs::File::open(&a.file)
+        .with_context(|| format!("cannot open {} (check the path)", a.file.display()))?;
+    let rows = summary::read_csv(std::io::BufReader::new(f))
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    if rows.is_empty() {
+        bail!("{} has a header but no rows", a.file.display());
+    }
+    let groups = summary::summarize(&rows);
+    let etas = summary::eta(&groups);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&json!({"groups": groups, "eta": etas}))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<6} {:>3} {:>2} {:>5} {:>4} {:<16} {:<11} {:<8} {:>4} {:>22} {:>22} {:>22} {:>22} {:>16} {:>24}",
+        "data",
+        "px",
+        "C",
+        "n",
+        "s",
+        "generator",
+        "protocol",
+        "deq",
+        "m",
+        "P(Δ>0) [95% CI]",
+        "P(Δ_U>0) [95% CI]",
+        "E_TG ± se",
+        "E_OG ± se",
+        "Ê_OG ± se",
+        "vs oracle (p)"
+    );
+    for g in &groups {
+        let k = &g.key;
+        let pr = |p: &memdiff_metrics::stats::Proportion| {
+            format!("{:.3} [{:.3},{:.3}]", p.p, p.lo, p.hi)
+        };
+        let ms = |m: &memdiff_metrics::stats::MeanSe| format!("{:.4e}±{:.1e}", m.mean, m.se);
+        let vs = match &g.vs_oracle {
+            Some(v) => format!("{} ({:.2g})", v.verdict, v.test.p),
+            None => "-".into(),
+        };
+        println!(
+            "{:<6} {:>3} {:>2} {:>5} {:>4} {:<16} {:<11} {:<8} {:>4} {:>22} {:>22} {:>22} {:>22} {:>16} {:>24}",
+            k.data,
+            k.px,
+            k.components,
+            k.n,
+            k.steps,
+            k.generator,
+            k.protocol,
+            k.dequantized,
+            g.m,
+            pr(&g.p_delta),
+            pr(&g.p_delta_unbiased),
+            ms(&g.e_tg),
+            ms(&g.e_og),
+            format!("{:.3}±{:.3}", g.ehat_og.mean, g.ehat_og.se),
+            vs
+        );
+    }
+    println!();
+    println!("eta = -log(1 - E_OG(n_large)/E_OG(n_small)) per setting:");
+    for e in &etas {
+        let k = &e.key;
+        let v = match (e.eta, &e.error) {
+            (Some(x), _) => format!("{x:.4}"),
+            (None, Some(err)) => format!("undefined: {err}"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<6} px {:>3} C {:>2} s {:>4} {:<16} {:<11} n {}..{}: {v}",
+            k.data, k.px, k.components, k.steps, k.generator, k.protocol, e.n_small, e.n_large
+        );
+    }
+    Ok(())
 }
