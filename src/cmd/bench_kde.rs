@@ -92,11 +92,7 @@ pub fn run(a: BenchKdeArgs) -> anyhow::Result<()> {
     };
     let d = o.dim();
     if t.dim() != d || g.dim() != d {
-        bail!(
-            "pixel counts differ: O {d}, T {}, G {}",
-            t.dim(),
-            g.dim()
-        );
+        bail!("pixel counts differ: O {d}, T {}, G {}", t.dim(), g.dim());
     }
     if let Some(dir) = &a.write_inputs {
         for (f, s) in [("O.npy", &o), ("T.npy", &t), ("G.npy", &g)] {

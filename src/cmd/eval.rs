@@ -249,9 +249,7 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
     let g = match (g, generator) {
         (Some(g), _) => g,
         (None, Some(Reference::Copy)) => reference::copy_rows(&t, args.g, args.seed)?.0,
-        (None, Some(Reference::CopyNoise(s))) => {
-            reference::copy_noise(&t, args.g, s, args.seed)?.0
-        }
+        (None, Some(Reference::CopyNoise(s))) => reference::copy_noise(&t, args.g, s, args.seed)?.0,
         _ => bail!("give --generated FILE or --generator KIND"),
     };
     let orig = OriginalSet::new(&o.data, o.n, d, &opts)
@@ -387,7 +385,10 @@ fn print_table(out: &Value, nb: Option<&Vec<nn::Neighbour>>) {
         }
     }
     if let Some(nb) = nb {
-        println!("{:>4} {:>8} {:>14} {:>14} {:>10}", "g", "nearest", "d1", "d2", "d1/d2");
+        println!(
+            "{:>4} {:>8} {:>14} {:>14} {:>10}",
+            "g", "nearest", "d1", "d2", "d1/d2"
+        );
         for (i, x) in nb.iter().enumerate() {
             println!(
                 "{i:>4} {:>8} {:>14.6e} {:>14.6e} {:>10.4}",

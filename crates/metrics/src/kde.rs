@@ -578,7 +578,7 @@ pub fn radix_sort_f64(v: &mut [f64]) {
     }
     let mut tmp = vec![0u64; n];
     for (p, h) in hist.iter_mut().enumerate() {
-        if h.iter().any(|&c| c == n) {
+        if h.contains(&n) {
             continue; // every key has the same digit here
         }
         let mut off = 0;
@@ -805,7 +805,8 @@ impl OriginalSet {
         check_set("original", data, n, d)?;
         opts.validate(d)?;
         let all: Vec<usize> = (0..d).collect();
-        let blocks: Vec<(Vec<f64>, Vec<Option<(Column, f64, SelfTerm)>>)> = all
+        type Prepared = Option<(Column, f64, SelfTerm)>;
+        let blocks: Vec<(Vec<f64>, Vec<Prepared>)> = all
             .par_chunks(BLOCK)
             .map(|pix| {
                 let cols = gather(data, n, d, pix);
@@ -1028,6 +1029,7 @@ impl OriginalSet {
 }
 
 /// One-shot convenience: prepare O and evaluate (T, G) against it.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate<O: Value, T: Value, G: Value>(
     o: &[O],
     n_o: usize,
