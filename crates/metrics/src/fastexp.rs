@@ -12,8 +12,26 @@
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// 1.5 * 2^52: adding it rounds to an integer held in the low mantissa bits.
 const SHIFT: f64 = 6_755_399_441_055_744.0;
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+pub(crate) const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+pub(crate) const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+
+/// `1/j!` for `j = 13` down to 0: the Taylor coefficients of `exp(r)`, Horner order.
+pub(crate) const INV_FACT: [f64; 14] = [
+    1.605_904_383_682_161_3e-10,
+    2.087_675_698_786_810e-9,
+    2.505_210_838_544_172e-8,
+    2.755_731_922_398_589e-7,
+    2.755_731_922_398_589_3e-6,
+    2.480_158_730_158_730_2e-5,
+    1.984_126_984_126_984_1e-4,
+    1.388_888_888_888_888_9e-3,
+    8.333_333_333_333_333e-3,
+    4.166_666_666_666_666_4e-2,
+    1.666_666_666_666_666_6e-1,
+    0.5,
+    1.0,
+    1.0,
+];
 
 /// `a * b + c`, fused when `FMA` (only instantiate `FMA = true` inside code compiled with the
 /// `fma` target feature; elsewhere `mul_add` would be a slow library call).

@@ -356,46 +356,134 @@ pub struct PairSum {
 #[inline(always)]
 fn wsum_plain<const FMA: bool>(xs: &[f64], y: f64, s: f64) -> f64 {
     let mut acc = [0.0f64; 8];
-    let mut it = xs.chunks_exact(8);
-    for ch in &mut it {
+    let len8 = xs.len() / 8 * 8;
+    let yy = [y; 8];
+    for b in (0..len8).step_by(8) {
+        let x8 = &xs[b..b + 8];
         for l in 0..8 {
-            let u = ch[l] - y;
+            let u = x8[l] - yy[l];
             acc[l] += exp_nonpos_g::<FMA>(-(u * u) * s);
         }
     }
-    let mut tail = 0.0;
-    for &x in it.remainder() {
+    for (l, &x) in xs[len8..].iter().enumerate() {
         let u = x - y;
-        tail += exp_nonpos_g::<FMA>(-(u * u) * s);
+        acc[l] += exp_nonpos_g::<FMA>(-(u * u) * s);
     }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    lanes_sum(&acc)
 }
 
 #[inline(always)]
 fn wsum_weighted<const FMA: bool>(xs: &[f64], cs: &[f64], y: f64, s: f64) -> f64 {
     let mut acc = [0.0f64; 8];
-    let mut it = xs.chunks_exact(8);
-    let mut ic = cs.chunks_exact(8);
-    for (ch, cc) in (&mut it).zip(&mut ic) {
+    let len = xs.len().min(cs.len());
+    let len8 = len / 8 * 8;
+    for b in (0..len8).step_by(8) {
+        let (x8, c8) = (&xs[b..b + 8], &cs[b..b + 8]);
         for l in 0..8 {
-            let u = ch[l] - y;
-            acc[l] += cc[l] * exp_nonpos_g::<FMA>(-(u * u) * s);
+            let u = x8[l] - y;
+            acc[l] += c8[l] * exp_nonpos_g::<FMA>(-(u * u) * s);
         }
     }
-    let mut tail = 0.0;
-    for (&x, &c) in it.remainder().iter().zip(ic.remainder()) {
-        let u = x - y;
-        tail += c * exp_nonpos_g::<FMA>(-(u * u) * s);
+    for j in len8..len {
+        let u = xs[j] - y;
+        acc[j - len8] += cs[j] * exp_nonpos_g::<FMA>(-(u * u) * s);
     }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    lanes_sum(&acc)
 }
 
 #[inline(always)]
 fn wsum<const FMA: bool>(col: &Column, lo: usize, hi: usize, y: f64, s: f64) -> f64 {
     match &col.c {
         Some(c) => wsum_weighted::<FMA>(&col.x[lo..hi], &c[lo..hi], y, s),
-        None => wsum_plain::<FMA>(&col.x[lo..hi], y, s),
+        None => {
+            #[cfg(target_arch = "x86_64")]
+            if FMA {
+                // SAFETY: `FMA = true` is only instantiated inside the `avx2,fma` functions,
+                // which are only called after `has_avx2()` confirmed both features.
+                return unsafe { wsum_plain_avx2(&col.x[lo..hi], y, s) };
+            }
+            wsum_plain::<FMA>(&col.x[lo..hi], y, s)
+        }
     }
+}
+
+/// 4-lane [`exp_nonpos_g::<true>`].
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_v(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    let x = _mm256_max_pd(x, _mm256_set1_pd(-700.0));
+    let shift = _mm256_set1_pd(6_755_399_441_055_744.0);
+    let t = _mm256_add_pd(
+        _mm256_mul_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E)),
+        shift,
+    );
+    let k = _mm256_sub_pd(t, shift);
+    let r = _mm256_fnmadd_pd(k, _mm256_set1_pd(crate::fastexp::LN2_HI), x);
+    let r = _mm256_fnmadd_pd(k, _mm256_set1_pd(crate::fastexp::LN2_LO), r);
+    let mut p = _mm256_set1_pd(crate::fastexp::INV_FACT[0]);
+    for &c in &crate::fastexp::INV_FACT[1..] {
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
+    }
+    let bits = _mm256_slli_epi64::<52>(_mm256_add_epi64(
+        _mm256_castpd_si256(t),
+        _mm256_set1_epi64x(1023),
+    ));
+    _mm256_mul_pd(p, _mm256_castsi256_pd(bits))
+}
+
+/// Lanes of `offset_sum` (no counts) with intrinsics; `lo.len() == hi.len()`, a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn offset_plain_avx2(lo: &[f64], hi: &[f64], s: f64, acc: &mut [f64; 8]) {
+    use std::arch::x86_64::*;
+    let ns = _mm256_set1_pd(-s);
+    let mut a0 = _mm256_loadu_pd(acc.as_ptr());
+    let mut a1 = _mm256_loadu_pd(acc.as_ptr().add(4));
+    let (pl, ph) = (lo.as_ptr(), hi.as_ptr());
+    let mut b = 0;
+    while b + 8 <= lo.len().min(hi.len()) {
+        let u0 = _mm256_sub_pd(_mm256_loadu_pd(ph.add(b)), _mm256_loadu_pd(pl.add(b)));
+        let u1 = _mm256_sub_pd(
+            _mm256_loadu_pd(ph.add(b + 4)),
+            _mm256_loadu_pd(pl.add(b + 4)),
+        );
+        a0 = _mm256_add_pd(a0, exp_v(_mm256_mul_pd(_mm256_mul_pd(u0, u0), ns)));
+        a1 = _mm256_add_pd(a1, exp_v(_mm256_mul_pd(_mm256_mul_pd(u1, u1), ns)));
+        b += 8;
+    }
+    _mm256_storeu_pd(acc.as_mut_ptr(), a0);
+    _mm256_storeu_pd(acc.as_mut_ptr().add(4), a1);
+}
+
+/// [`wsum_plain`] with explicit AVX2/FMA intrinsics (LLVM only vectorised it 2-wide). Same
+/// operations, lanes and order as `wsum_plain::<true>`, so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn wsum_plain_avx2(xs: &[f64], y: f64, s: f64) -> f64 {
+    use std::arch::x86_64::*;
+    let len8 = xs.len() / 8 * 8;
+    let yv = _mm256_set1_pd(y);
+    let ns = _mm256_set1_pd(-s);
+    let (mut a0, mut a1) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    let p = xs.as_ptr();
+    let mut b = 0;
+    while b < len8 {
+        let u0 = _mm256_sub_pd(_mm256_loadu_pd(p.add(b)), yv);
+        let u1 = _mm256_sub_pd(_mm256_loadu_pd(p.add(b + 4)), yv);
+        a0 = _mm256_add_pd(a0, exp_v(_mm256_mul_pd(_mm256_mul_pd(u0, u0), ns)));
+        a1 = _mm256_add_pd(a1, exp_v(_mm256_mul_pd(_mm256_mul_pd(u1, u1), ns)));
+        b += 8;
+    }
+    let mut acc = [0.0f64; 8];
+    _mm256_storeu_pd(acc.as_mut_ptr(), a0);
+    _mm256_storeu_pd(acc.as_mut_ptr().add(4), a1);
+    for (l, &x) in xs[len8..].iter().enumerate() {
+        let u = x - y;
+        acc[l] += exp_nonpos_g::<true>(-(u * u) * s);
+    }
+    lanes_sum(&acc)
 }
 
 #[inline(always)]
@@ -452,11 +540,22 @@ fn offset_sum<const FMA: bool>(
     let len8 = len / 8 * 8;
     match c {
         None => {
-            for b in (0..len8).step_by(8) {
-                let (l8, h8) = (&lo[b..b + 8], &hi[b..b + 8]);
-                for l in 0..8 {
-                    let u = h8[l] - l8[l];
-                    acc[l] += exp_nonpos_g::<FMA>(-(u * u) * s);
+            #[cfg(target_arch = "x86_64")]
+            if FMA {
+                // SAFETY: as in `wsum` (FMA = true only inside checked avx2,fma code).
+                unsafe { offset_plain_avx2(&lo[..len8], &hi[..len8], s, acc) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            let vec_done = FMA;
+            #[cfg(not(target_arch = "x86_64"))]
+            let vec_done = false;
+            if !vec_done {
+                for b in (0..len8).step_by(8) {
+                    let (l8, h8) = (&lo[b..b + 8], &hi[b..b + 8]);
+                    for l in 0..8 {
+                        let u = h8[l] - l8[l];
+                        acc[l] += exp_nonpos_g::<FMA>(-(u * u) * s);
+                    }
                 }
             }
             for j in len8..len {
@@ -561,43 +660,57 @@ pub fn radix_sort_f64(v: &mut [f64]) {
     const BITS: u32 = 11;
     const NB: usize = 1 << BITS;
     const PASSES: usize = 6; // 66 bits >= 64
-    let key = |x: f64| {
-        let b = x.to_bits();
-        if b >> 63 == 1 {
-            !b
-        } else {
-            b | (1 << 63)
-        }
-    };
-    let mut keys: Vec<u64> = v.iter().map(|&x| key(x)).collect();
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    // SAFETY: f64 and u64 have the same size and alignment and every bit pattern is a valid
+    // u64; the keys are turned back into the same f64 values below.
+    let keys: &mut [u64] = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u64, n) };
     let mut hist = vec![[0usize; NB]; PASSES];
-    for &k in &keys {
+    for k in keys.iter_mut() {
+        let b = *k;
+        *k = if b >> 63 == 1 { !b } else { b | (1 << 63) };
         for (p, h) in hist.iter_mut().enumerate() {
-            h[((k >> (p as u32 * BITS)) as usize) & (NB - 1)] += 1;
+            h[((*k >> (p as u32 * BITS)) as usize) & (NB - 1)] += 1;
         }
     }
-    let mut tmp = vec![0u64; n];
-    for (p, h) in hist.iter_mut().enumerate() {
-        if h.contains(&n) {
-            continue; // every key has the same digit here
+    SCRATCH.with(|cell| {
+        let mut tmp = cell.borrow_mut();
+        if tmp.len() < n {
+            tmp.resize(n, 0);
         }
-        let mut off = 0;
-        for c in h.iter_mut() {
-            let t = *c;
-            *c = off;
-            off += t;
+        let tmp = &mut tmp[..n];
+        let mut in_keys = true; // data currently in `keys` (else in `tmp`)
+        for (p, h) in hist.iter_mut().enumerate() {
+            if h.contains(&n) {
+                continue; // every key has the same digit here
+            }
+            let mut off = 0;
+            for c in h.iter_mut() {
+                let t = *c;
+                *c = off;
+                off += t;
+            }
+            let shift = p as u32 * BITS;
+            let (src, dst): (&[u64], &mut [u64]) = if in_keys {
+                (&*keys, &mut *tmp)
+            } else {
+                (&*tmp, &mut *keys)
+            };
+            for &k in src {
+                let b = ((k >> shift) as usize) & (NB - 1);
+                dst[h[b]] = k;
+                h[b] += 1;
+            }
+            in_keys = !in_keys;
         }
-        let shift = p as u32 * BITS;
-        for &k in &keys {
-            let b = ((k >> shift) as usize) & (NB - 1);
-            tmp[h[b]] = k;
-            h[b] += 1;
+        if !in_keys {
+            keys.copy_from_slice(tmp);
         }
-        std::mem::swap(&mut keys, &mut tmp);
-    }
-    for (x, &k) in v.iter_mut().zip(&keys) {
-        let b = if k >> 63 == 1 { k & !(1 << 63) } else { !k };
-        *x = f64::from_bits(b);
+    });
+    for k in keys.iter_mut() {
+        let b = *k;
+        *k = if b >> 63 == 1 { b & !(1 << 63) } else { !b };
     }
 }
 
@@ -771,11 +884,10 @@ fn check_set<T: Value>(set: &str, data: &[T], n: usize, d: usize) -> Result<()> 
 
 /// Columns of `pixels` (row-major `(n, d)` data), gathered in one pass over the rows.
 fn gather<T: Value>(data: &[T], n: usize, d: usize, pixels: &[usize]) -> Vec<Vec<f64>> {
-    let mut cols: Vec<Vec<f64>> = pixels.iter().map(|_| Vec::with_capacity(n)).collect();
-    for k in 0..n {
-        let row = &data[k * d..(k + 1) * d];
+    let mut cols: Vec<Vec<f64>> = pixels.iter().map(|_| vec![0.0; n]).collect();
+    for (k, row) in data.chunks_exact(d).take(n).enumerate() {
         for (c, &p) in cols.iter_mut().zip(pixels) {
-            c.push(row[p].into());
+            c[k] = row[p].into();
         }
     }
     cols
