@@ -1201,6 +1201,38 @@ mod tests {
     }
 
     #[test]
+    fn portable_path_equals_dispatched_path() {
+        // The generic (non-AVX2) kernels give the same sums as the dispatched ones to rounding.
+        let mk = |n: usize, m: usize| {
+            Column::from_values((0..n).map(|i| ((i * 7919) % m) as f64 / m as f64).collect())
+        };
+        for (a, b) in [
+            (mk(300, 1000), mk(17, 50)),
+            (mk(2000, 64), mk(9, 9)),
+            (mk(1, 3), mk(1, 5)),
+        ] {
+            for v in [1e-6, 1e-3, 0.05] {
+                let r = auto_cutoff(a.n, b.n);
+                let (x, y) = (cross_impl::<false>(&a, &b, v, r), cross_sum(&a, &b, v, r));
+                assert!(
+                    (x.sum - y.sum).abs() <= 1e-13 * y.sum.abs().max(1e-300),
+                    "{x:?} {y:?}"
+                );
+                assert_eq!(x.kept_pairs, y.kept_pairs);
+                let (x, y) = (
+                    self_offdiag_impl::<false>(&a, v, r),
+                    self_offdiag_sum(&a, v, r),
+                );
+                assert!(
+                    (x.sum - y.sum).abs() <= 1e-13 * y.sum.abs().max(1e-300),
+                    "{x:?} {y:?}"
+                );
+                assert_eq!(x.kept_pairs, y.kept_pairs);
+            }
+        }
+    }
+
+    #[test]
     fn radix_sort_sorts() {
         let mut v: Vec<f64> = (0..5000)
             .map(|i| ((i as f64 * 0.618_033_988_75).fract() - 0.3) * 10f64.powi(i % 7 - 3))
