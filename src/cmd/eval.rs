@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 /// Example: memdiff eval --original O.npy --train T.npy --generator oracle --g 10
 /// Example: memdiff eval summarize runs/quick/results.csv
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct EvalArgs {
     #[command(subcommand)]
     pub sub: Option<EvalSub>,
@@ -183,7 +183,7 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         None => None,
     };
     let d = o.dim();
-    let mut check_dim = |set: &ImageSet, path: &Path, role: &str| -> anyhow::Result<()> {
+    let check_dim = |set: &ImageSet, path: &Path, role: &str| -> anyhow::Result<()> {
         if set.dim() != d {
             bail!(
                 "{} ({role} set) has {} pixels per sample ({}x{}x{}) but {} (original set) has {d}; all sets must have the same pixel count",
@@ -236,7 +236,7 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
                 };
                 if let Some(s) = set {
                     quantize::dequantize_uniform(s, seed);
-                    treated.push(name);
+                    treated.push(*name);
                 }
             }
             if treated.is_empty() {
