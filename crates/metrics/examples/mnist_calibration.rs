@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 fn main() {
     let a: Vec<u64> = std::env::args()
         .skip(1)
+        .take(2)
         .map(|s| s.parse().unwrap())
         .collect();
     let sims = a.first().copied().unwrap_or(50) as usize;
