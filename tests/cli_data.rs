@@ -75,7 +75,7 @@ fn s(p: &Path) -> &str {
 /// A hand-built `.npy` (format 1.0): header dict, padded to 64 bytes, then raw data.
 fn raw_npy(dict: &str, data: &[u8]) -> Vec<u8> {
     let mut header = dict.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
