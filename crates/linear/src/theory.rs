@@ -17,9 +17,13 @@ pub struct TheoremKl {
 ///  + d l^2 e^{-8T}(e^{2T}-1)^2 / (4(1-alpha)^3) (alpha + (1-alpha)^3 e^{4T} + 4 alpha (1-alpha)^2 e^{2T})`
 /// with `l = lambda_hat`. `None` for `alpha >= 1` (the bound is for the under-parameterised side).
 pub fn kl_var_theorem(d: usize, n: usize, lambda_hat: f64, t: f64) -> Option<TheoremKl> {
+    kl_var_theorem_alpha(d, d as f64 / n as f64, lambda_hat, t)
+}
+
+/// [`kl_var_theorem`] at a real-valued `alpha` (the theorem depends on n only through alpha).
+pub fn kl_var_theorem_alpha(d: usize, a: f64, lambda_hat: f64, t: f64) -> Option<TheoremKl> {
     let df = d as f64;
-    let a = df / n as f64;
-    if a >= 1.0 {
+    if a.is_nan() || a >= 1.0 {
         return None;
     }
     let e2 = (2.0 * t).exp();
