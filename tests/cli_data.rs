@@ -491,6 +491,7 @@ fn bad_inputs_give_one_line_errors_and_no_output() {
         e.contains("cannot write") && e.contains("blocker/o.npy"),
         "{e}"
     );
+    assert!(e.ends_with("is writable)"), "{e}");
     let bad_png = blocker.join("g.png");
     let e = fails(
         &["data", "gmm", "--n", "10", "--out", o, "--png", s(&bad_png)],
@@ -516,6 +517,8 @@ fn bad_inputs_give_one_line_errors_and_no_output() {
         e.contains("missing.npy") && e.contains("cannot read"),
         "{e}"
     );
+    // The I/O error's text appears once (not repeated by the printed error chain).
+    assert!(e.ends_with("(check the path)"), "{e}");
 }
 
 #[test]

@@ -6,13 +6,27 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Error of an atomic write, naming the path.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source} (check that the folder exists and is writable)")]
+///
+/// Its message already contains the I/O error's text, so `source()` is `None`: printing the chain
+/// (`{:#}` in anyhow) would otherwise repeat it.
+#[derive(Debug)]
 pub struct WriteError {
     pub path: PathBuf,
-    #[source]
     pub source: io::Error,
 }
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot write {}: {} (check that the folder exists and is writable)",
+            self.path.display(),
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for WriteError {}
 
 fn tmp_path(path: &Path) -> PathBuf {
     let name = path

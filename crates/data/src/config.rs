@@ -7,13 +7,11 @@ use std::path::{Path, PathBuf};
 /// A settings file that could not be read or understood.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// (The I/O error is in the message, not in `source()`, so a printed chain says it once.)
+    #[error("cannot read config {}: {err}", .path.display())]
+    Read { path: PathBuf, err: std::io::Error },
     /// The message of `toml` names the key (e.g. "unknown field `epochz`, expected one of ...").
-    #[error("config {path}: {message}")]
+    #[error("config {}: {message}", .path.display())]
     Parse { path: PathBuf, message: String },
     #[error("cannot serialize settings: {0}")]
     Serialize(String),
@@ -22,9 +20,9 @@ pub enum ConfigError {
 /// Loads a `T` from a TOML file. `T` should carry `#[serde(deny_unknown_fields, default)]` so that
 /// a misspelt key is an error and a missing one takes its default.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     parse_toml(&text).map_err(|message| ConfigError::Parse {
         path: path.to_path_buf(),

@@ -10,12 +10,9 @@ use crate::atomic::WriteError;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened or read at all.
-    #[error("cannot read {}: {source} (check the path)", .path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// (The I/O error is in the message, not in `source()`, so a printed chain says it once.)
+    #[error("cannot read {}: {err} (check the path)", .path.display())]
+    Read { path: PathBuf, err: io::Error },
 
     /// A gzip stream that ends early (an interrupted download or copy).
     #[error("{}: the gzip stream is truncated ({detail}); download or copy the file again", .path.display())]
@@ -133,7 +130,7 @@ impl DataError {
     pub(crate) fn read(path: &Path, source: io::Error) -> Self {
         DataError::Read {
             path: path.to_path_buf(),
-            source,
+            err: source,
         }
     }
 
