@@ -440,7 +440,7 @@ fn run_summarize(a: &SummarizeArgs) -> anyhow::Result<()> {
         };
         let ms = |m: &memdiff_metrics::stats::MeanSe| format!("{:.4e}±{:.1e}", m.mean, m.se);
         let vs = match &g.vs_oracle {
-            Some(v) => format!("{} ({:.2g})", v.verdict, v.test.p),
+            Some(v) => format!("{} (p={:.2e})", v.verdict, v.test.p),
             None => "-".into(),
         };
         println!(
