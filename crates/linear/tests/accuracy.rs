@@ -414,3 +414,36 @@ fn invalid_settings_name_the_field() {
         .to_string();
     assert!(e.contains("n = 50") && e.contains("n_original"), "{e}");
 }
+
+#[test]
+fn data_models_have_the_stated_joint_law() {
+    let p = Params::new(3, 10, 0.7);
+    let (et, dt) = (p.t.exp(), p.delta_t());
+    // reverse: X ~ N(mu_X, sigma_X^2), Y = e^T X + Z  =>  Var X, Cov(X, Y), E X from (a, b, c)
+    let r = p.with_model(DataModel::Reverse);
+    let (a, b, c) = r.x_given_y();
+    let vy = r.y_variance();
+    let sx2 = (-2.0 * p.t).exp() + dt;
+    assert!(close(vy, et * et * sx2 + dt, 1e-12));
+    assert!(close(b * b * vy + c * c, sx2, 1e-12));
+    assert!(close(b * vy, et * sx2, 1e-12));
+    assert!(close(a + b * p.mu, p.mu / et, 1e-12));
+    // forward: X = e^{-T} Y + sqrt(Delta_T) Z
+    let (a, b, c) = p.x_given_y();
+    assert!(a == 0.0 && close(b, 1.0 / et, 1e-15) && close(c * c, dt, 1e-12));
+    // The forward generator uses the sample estimate of eq. 3.2, the reverse one the population.
+    let (y, x) = draw(&p, 6);
+    let f = fit::fit(&p, &y, &x).unwrap();
+    let ybar = y.column_mean();
+    let ss: f64 = y
+        .column_iter()
+        .map(|col| (col - &ybar).norm_squared())
+        .sum();
+    assert!(close(f.sigma_x2, ss / 30.0 / (et * et) + dt, 1e-12));
+    assert!((f.mu_x.clone() - &ybar / et).abs().max() < 1e-12);
+    let f = fit::fit(&r, &y, &x).unwrap();
+    assert!(close(f.sigma_x2, sx2, 1e-12) && (f.mu_x[0] - p.mu / et).abs() < 1e-12);
+    // The L2-optimal width rule.
+    let le = closed::log_eps2(EpsRule::L2Opt, 2.0, 50, 16);
+    assert!(close(le, 2.0 * 1.5255304115653519f64.ln(), 1e-12));
+}
