@@ -1,9 +1,294 @@
-use clap::Args;
+//! `memdiff sweep`: grids over n, s, C and simulations, resumable and sharded; `memdiff sweep
+//! merge` joins shard folders. The work is in `memdiff_experiments`; this file supplies the
+//! network (training + sampling over burn) as a `ModelRunner`.
 
-/// (not implemented yet)
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use memdiff_data::ImageSet;
+use memdiff_diffusion::backend::{self, DeviceKind};
+use memdiff_diffusion::sample::{sample, SampleOptions};
+use memdiff_diffusion::train::{train_in_memory, TrainConfig};
+use memdiff_experiments::config::{Dequantize, Protocol, SweepConfig};
+use memdiff_experiments::grid::Shard;
+use memdiff_experiments::sim::BoxError;
+use memdiff_experiments::{ModelJob, ModelOutput, ModelRunner, RunOptions, SweepDir};
+use memdiff_schedule::{Indexing, Schedule};
+use std::path::{Path, PathBuf};
+
+/// Run (or resume) a sweep: every simulation trains a fresh model on a fresh T and is measured
+/// beside the reference generators (oracle, copy, copy+noise) on the same O and T.
+///
+/// Running the same command again skips finished simulations (one file per finished unit under
+/// OUT/sims/). `--shard i/k` runs every k-th unit (i from 0: a SLURM array task id or a
+/// Kubernetes completion index); `memdiff sweep merge A B … --out DIR` joins the shard folders.
+///
+/// Example: memdiff sweep --config configs/quick.toml
 #[derive(Args, Debug)]
-pub struct SweepArgs {}
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    pub action: Option<SweepAction>,
+    /// The sweep settings (TOML; unknown keys are errors).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output folder (default: out/sweeps/<config name>[-papers-code]).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run only the units j with j % k == i (i counts from 0).
+    #[arg(long, value_name = "i/k")]
+    pub shard: Option<Shard>,
+    /// cpu (burn flex), wgpu, cuda (the last two need the matching cargo feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Recompute one unit (e.g. c1-n100-s50-sim3, the file name under OUT/sims/) and print its
+    /// rows as CSV on stdout; no folder is touched.
+    #[arg(long, value_name = "UNIT")]
+    pub only: Option<String>,
+    /// Override the config's protocol: default or papers-code (SPEC §5).
+    #[arg(long)]
+    pub protocol: Option<Protocol>,
+    /// Leave out the reference generators (oracle, copy, copy+noise): model rows only.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Override the config's treatment of quantised data: auto, uniform, floor or none.
+    #[arg(long)]
+    pub dequantize: Option<Dequantize>,
+    /// Leave out the model: reference generators only (no training; rows get s = 0).
+    #[arg(long, conflicts_with = "no_reference")]
+    pub no_model: bool,
+    /// Same as --dequantize none (raw u8 values; exact ties dominate, SPEC §4b).
+    #[arg(long, conflicts_with = "dequantize")]
+    pub no_dequantize: bool,
+    /// Use one O for all simulations (the papers' protocol) instead of a fresh O per simulation.
+    #[arg(long)]
+    pub fixed_original: bool,
+    /// Stop after this many units (time-boxed runs; rerun to continue).
+    #[arg(long, value_name = "N")]
+    pub max_units: Option<usize>,
+    /// Do not write the report at the end.
+    #[arg(long)]
+    pub no_report: bool,
+}
 
-pub fn run(_args: SweepArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`memdiff sweep` is not implemented yet")
+#[derive(Subcommand, Debug)]
+pub enum SweepAction {
+    /// Join shard folders of one sweep into one folder (results.csv, samples, report).
+    ///
+    /// Example: memdiff sweep merge out/s0 out/s1 out/s2 --out out/all
+    Merge {
+        /// The shard folders.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// The merged folder (may be one of the inputs).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Do not write the report.
+        #[arg(long)]
+        no_report: bool,
+    },
+}
+
+/// The network of the sweep: `memdiff_diffusion`'s in-memory trainer and sampler, as a closure
+/// over the device (so this file needs no direct burn dependency).
+struct FnRunner<F>(F);
+
+impl<F> ModelRunner for FnRunner<F>
+where
+    F: FnMut(&ModelJob, &ImageSet) -> Result<ModelOutput, BoxError>,
+{
+    fn train_and_sample(
+        &mut self,
+        job: &ModelJob,
+        train: &ImageSet,
+    ) -> Result<ModelOutput, BoxError> {
+        (self.0)(job, train)
+    }
+}
+
+fn set(t: &mut toml::Table, k: &str, v: impl Into<toml::Value>) {
+    t.insert(k.to_string(), v.into());
+}
+
+/// The resolved training config of one job: the `[train]` table plus px, s, seed (and the
+/// shifted indexing under papers-code).
+fn train_config(job: &ModelJob) -> Result<TrainConfig, BoxError> {
+    let mut t = job.train.clone();
+    set(&mut t, "px", job.px as i64);
+    set(&mut t, "diffusion_steps", job.steps as i64);
+    set(&mut t, "seed", 0i64);
+    if job.papers_code {
+        set(&mut t, "indexing", "papers-shifted");
+    }
+    let mut cfg: TrainConfig = toml::Value::Table(t)
+        .try_into()
+        .map_err(|e| format!("[train] table: {e}"))?;
+    cfg.seed = job.train_seed;
+    Ok(cfg)
+}
+
+fn sample_options(job: &ModelJob, indexing: Indexing) -> Result<SampleOptions, BoxError> {
+    let mut opts: SampleOptions = toml::Value::Table(job.sample.clone())
+        .try_into()
+        .map_err(|e| format!("[sample] table: {e}"))?;
+    opts.indexing = indexing;
+    if job.papers_code {
+        // The seeds' code draws the g samples one at a time.
+        opts.batch = 1;
+    }
+    Ok(opts)
+}
+
+fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner> {
+    let device = backend::device(kind)?;
+    Ok(FnRunner(
+        move |job: &ModelJob, train: &ImageSet| -> Result<ModelOutput, BoxError> {
+            let cfg = train_config(job)?;
+            let trained = train_in_memory(&cfg, train, &device, None)?;
+            let tail = &trained.losses[trained.losses.len().saturating_sub(10)..];
+            let final_loss = if tail.is_empty() {
+                f64::NAN
+            } else {
+                tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
+            };
+            let model = trained.ema.unwrap_or(trained.model);
+            let schedule = Schedule::new(cfg.schedule, cfg.diffusion_steps)?;
+            let opts = sample_options(job, cfg.indexing)?;
+            let generated = sample(
+                &model,
+                &schedule,
+                job.generated,
+                &opts,
+                job.sample_seed,
+                &device,
+                None,
+            )?;
+            Ok(ModelOutput {
+                generated,
+                train_seconds: trained.seconds,
+                final_loss,
+            })
+        },
+    ))
+}
+
+fn load_config(args: &SweepArgs) -> anyhow::Result<(SweepConfig, PathBuf)> {
+    let path = args
+        .config
+        .as_ref()
+        .context("give --config configs/X.toml (or `memdiff sweep merge`)")?;
+    let mut cfg: SweepConfig = memdiff_data::config::load_toml(path)?;
+    if let Some(p) = args.protocol {
+        cfg.protocol = p;
+    }
+    if args.no_reference {
+        cfg.generators.retain(|g| g == "model");
+    }
+    if args.no_model {
+        cfg.generators.retain(|g| g != "model");
+    }
+    if let Some(d) = args.dequantize {
+        cfg.dequantize = d;
+    }
+    if args.no_dequantize {
+        cfg.dequantize = Dequantize::None;
+    }
+    if args.fixed_original {
+        cfg.fresh_original = false;
+    }
+    cfg.validate()
+        .with_context(|| format!("config {}", path.display()))?;
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "sweep".into());
+            let suffix = if cfg.protocol == Protocol::PapersCode {
+                "-papers-code"
+            } else {
+                ""
+            };
+            PathBuf::from("out/sweeps").join(format!("{stem}{suffix}"))
+        }
+    };
+    Ok((cfg, out))
+}
+
+fn write_report(dir: &SweepDir) -> anyhow::Result<()> {
+    let (md, files) = memdiff_experiments::report_dir(dir)
+        .with_context(|| format!("writing the report of {}", dir.root.display()))?;
+    println!("{md}");
+    eprintln!(
+        "report: {} files in {}",
+        files.len(),
+        dir.report_dir().display()
+    );
+    Ok(())
+}
+
+pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    if let Some(SweepAction::Merge {
+        dirs,
+        out,
+        no_report,
+    }) = &args.action
+    {
+        let (_, rows) = memdiff_experiments::store::merge(dirs, out)
+            .with_context(|| format!("merging into {}", out.display()))?;
+        eprintln!(
+            "merged {} folders: {} rows in {}",
+            dirs.len(),
+            rows.len(),
+            out.join("results.csv").display()
+        );
+        if !no_report && !rows.is_empty() {
+            write_report(&SweepDir::new(out))?;
+        }
+        return Ok(());
+    }
+    let (cfg, out) = load_config(&args)?;
+    let kind: DeviceKind = args.device.parse()?;
+    let mut runner = burn_runner(kind)?;
+    if let Some(id) = &args.only {
+        let rows = memdiff_experiments::run_one(cfg, id, &mut runner)?;
+        let mut buf = Vec::new();
+        memdiff_metrics::summary::write_csv(&mut buf, &rows)?;
+        print!("{}", String::from_utf8_lossy(&buf));
+        return Ok(());
+    }
+    let dir = SweepDir::new(&out);
+    let opts = RunOptions {
+        shard: args.shard.unwrap_or(Shard::ALL),
+        max_units: args.max_units,
+        progress: true,
+    };
+    memdiff_data::config::RunRecord::new("sweep", backend::backend_name(kind), cfg.seed, &cfg)
+        .write(Path::new(&out))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t0 = std::time::Instant::now();
+    let o = memdiff_experiments::run_sweep(cfg, &dir, &opts, &mut runner)
+        .with_context(|| format!("sweep into {}", out.display()))?;
+    eprintln!(
+        "sweep: {} units in the grid, {} in this shard, {} already done, {} computed in {:.1} s; {} rows in {}",
+        o.total,
+        o.in_shard,
+        o.skipped,
+        o.computed,
+        t0.elapsed().as_secs_f64(),
+        o.rows,
+        dir.results().display()
+    );
+    if opts.shard.count > 1 {
+        eprintln!(
+            "shard {}/{} done; join the shard folders with `memdiff sweep merge DIR… --out DIR`",
+            opts.shard.index, opts.shard.count
+        );
+    } else if !args.no_report && o.rows > 0 {
+        write_report(&dir)?;
+    }
+    if !o.complete && opts.shard.count == 1 {
+        eprintln!("the sweep is not complete: run the same command again to continue");
+    }
+    Ok(())
 }

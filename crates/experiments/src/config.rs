@@ -306,10 +306,16 @@ impl SweepConfig {
             return Err(bad("gmm.sigma", "must be a positive number"));
         }
         for (k, v) in &self.train {
-            if ["px", "steps", "seed"].contains(&k.as_str()) {
+            if ["px", "diffusion_steps", "seed"].contains(&k.as_str()) {
                 return Err(bad(
                     "train",
-                    format!("`train.{k} = {v}` is set by the sweep grid: remove it (use the top-level `{}` list)", if k == "seed" { "seed" } else { k }),
+                    format!(
+                        "`train.{k} = {v}` is set by the sweep per run: remove it (use the top-level `{}`)",
+                        match k.as_str() {
+                            "diffusion_steps" => "steps",
+                            other => other,
+                        }
+                    ),
                 ));
             }
         }
@@ -374,7 +380,7 @@ mod tests {
         let mut c: SweepConfig = parse_toml("generators = [\"model\", \"copi\"]").unwrap();
         let e = c.validate().unwrap_err();
         assert!(e.to_string().contains("copi"), "{e}");
-        let mut c: SweepConfig = parse_toml("[train]\nsteps = 3").unwrap();
+        let mut c: SweepConfig = parse_toml("[train]\ndiffusion_steps = 3").unwrap();
         assert_eq!(c.validate().unwrap_err().field, "train");
         let mut c: SweepConfig =
             parse_toml("n = [100, 10, 100]\nprotocol = \"papers-code\"").unwrap();

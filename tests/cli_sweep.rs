@@ -1,0 +1,310 @@
+//! `memdiff sweep` and `memdiff report` end to end, through the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_memdiff");
+
+fn memdiff(args: &[&str], cwd: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .expect("run memdiff")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "memdiff failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A tiny grid with a tiny network: base width 4, 1 epoch, s = 3.
+const TINY: &str = r#"
+name = "test"
+seed = 5
+px = 8
+components = [1]
+n = [4, 8]
+steps = [3]
+sims = 2
+n_original = 200
+generated = 4
+save_images = 2
+
+[train]
+base_channels = 4
+epochs = 1
+batch = 8
+
+[sample]
+batch = 4
+"#;
+
+/// results.csv without the wall-clock column (train_seconds, column 24).
+fn table(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("results.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(23);
+            f.join(",")
+        })
+        .collect()
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("sweep.toml.in");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn tiny_model_sweep_end_to_end_then_kill_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), TINY);
+    let cfg = cfg.to_str().unwrap();
+    let whole = tmp.path().join("whole");
+    let out = ok(&memdiff(
+        &["sweep", "--config", cfg, "--out", whole.to_str().unwrap()],
+        tmp.path(),
+    ));
+    // 2 n x 2 sims units, 4 generators each
+    let t = table(&whole);
+    assert_eq!(t.len(), 1 + 16, "{t:?}");
+    assert!(out.contains("| 1 | 8 | 3 | model |"), "{out}");
+    for f in [
+        "report/summary.csv",
+        "report/summary.md",
+        "report/p_delta_vs_n_gmm_px8_c1.svg",
+        "report/p_delta_vs_n_gmm_px8_c1.png",
+        "report/e_og_hat_vs_n_gmm_px8_c1.png",
+        "report/samples_c1_s3.png",
+        "run.toml",
+        "sweep.toml",
+        "samples/c1-n8-s3.npy",
+    ] {
+        assert!(whole.join(f).is_file(), "missing {f}");
+    }
+    let model_rows: Vec<&String> = t.iter().filter(|l| l.contains(",model,")).collect();
+    assert_eq!(model_rows.len(), 4);
+
+    // Kill a second run after its first unit file appears, resume, compare.
+    let resumed = tmp.path().join("resumed");
+    let mut child = Command::new(BIN)
+        .args(["sweep", "--config", cfg, "--out", resumed.to_str().unwrap()])
+        .current_dir(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let sims = resumed.join("sims");
+    loop {
+        let done = std::fs::read_dir(&sims)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0);
+        if done >= 1 || t0.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let finished_before = std::fs::read_dir(&sims).unwrap().count();
+    assert!(
+        !status.success() || finished_before == 4,
+        "the sweep should have been killed"
+    );
+    ok(&memdiff(
+        &["sweep", "--config", cfg, "--out", resumed.to_str().unwrap()],
+        tmp.path(),
+    ));
+    assert_eq!(table(&resumed), t);
+
+    // One row recomputed alone.
+    let one = ok(&memdiff(
+        &["sweep", "--config", cfg, "--only", "c1-n8-s3-sim1"],
+        tmp.path(),
+    ));
+    let want: Vec<&String> = t
+        .iter()
+        .filter(|l| l.starts_with("gmm,8,64,1,8,3,") && l.split(',').nth(8) == Some("1"))
+        .collect();
+    let got: Vec<String> = one
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(23);
+            f.join(",")
+        })
+        .collect();
+    assert_eq!(got.iter().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn shards_merged_equal_the_unsharded_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &TINY
+            .replace("sims = 2", "sims = 5")
+            .replace("n = [4, 8]", "n = [4, 8, 16]"),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let p = |s: &str| tmp.path().join(s).to_str().unwrap().to_string();
+    ok(&memdiff(
+        &["sweep", "--config", cfg, "--no-model", "--out", &p("all")],
+        tmp.path(),
+    ));
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let out = ok(&memdiff(
+            &[
+                "sweep",
+                "--config",
+                cfg,
+                "--no-model",
+                "--shard",
+                &shard,
+                "--out",
+                &p(&format!("s{i}")),
+            ],
+            tmp.path(),
+        ));
+        assert!(!out.contains("| C |"), "a shard prints no report");
+    }
+    ok(&memdiff(
+        &[
+            "sweep",
+            "merge",
+            &p("s0"),
+            &p("s1"),
+            &p("s2"),
+            "--out",
+            &p("merged"),
+        ],
+        tmp.path(),
+    ));
+    let a = std::fs::read(tmp.path().join("all/results.csv")).unwrap();
+    let b = std::fs::read(tmp.path().join("merged/results.csv")).unwrap();
+    assert_eq!(a, b);
+    // 3 n x 5 sims x 3 reference generators, s = 0
+    assert_eq!(String::from_utf8(a).unwrap().lines().count(), 1 + 45);
+    assert!(tmp.path().join("merged/report/summary.csv").is_file());
+
+    // A shard of another config cannot be merged in.
+    let other = write_config(
+        tmp.path(),
+        &TINY.replace("n_original = 200", "n_original = 300"),
+    );
+    ok(&memdiff(
+        &[
+            "sweep",
+            "--config",
+            other.to_str().unwrap(),
+            "--no-model",
+            "--out",
+            &p("other"),
+        ],
+        tmp.path(),
+    ));
+    let o = memdiff(
+        &["sweep", "merge", &p("s0"), &p("other"), "--out", &p("bad")],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.starts_with("error: ") && e.contains("n_original"), "{e}");
+}
+
+#[test]
+fn bad_config_is_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), "px = 8\nsimz = 3\n");
+    let o = memdiff(
+        &["sweep", "--config", cfg.to_str().unwrap(), "--out", "x"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("simz") && e.contains("line 2"), "{e}");
+    assert!(!tmp.path().join("x").exists());
+    let cfg = write_config(tmp.path(), "px = 12\n");
+    let o = memdiff(&["sweep", "--config", cfg.to_str().unwrap()], tmp.path());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("px") && e.contains("multiple of 8"), "{e}");
+}
+
+/// The report of a hand-made results table, every number checked against values computed
+/// independently (python3: Wilson score interval, Mann–Whitney normal approximation with tie
+/// and continuity corrections, η = -ln(1 - ratio)).
+#[test]
+fn report_numbers_from_the_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results_small.csv");
+    std::fs::copy(&src, tmp.path().join("results.csv")).unwrap();
+    let md = ok(&memdiff(
+        &["report", tmp.path().to_str().unwrap()],
+        tmp.path(),
+    ));
+    assert!(
+        md.contains("| 1 | 10 | 50 | model | 4 | 0.25 [0.05, 0.70] | 0.50 [0.15, 0.85] |"),
+        "{md}"
+    );
+    assert!(md.contains("indistinguishable (p=0.112)"), "{md}");
+    // No field of summary.csv contains a comma.
+    let text = std::fs::read_to_string(tmp.path().join("report/summary.csv")).unwrap();
+    let mut lines = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let hdr = lines.next().unwrap();
+    let rows: Vec<Vec<String>> = lines.collect();
+    let col = |name: &str| hdr.iter().position(|h| h == name).unwrap();
+    let get = |n: &str, g: &str| {
+        rows.iter()
+            .find(|r| r[col("n")] == n && r[col("generator")] == g)
+            .unwrap()
+            .clone()
+    };
+    let f = |r: &Vec<String>, c: &str| r[col(c)].parse::<f64>().unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let m10 = get("10", "model");
+    assert!(close(f(&m10, "p_delta_pos"), 0.25));
+    assert!(close(f(&m10, "p_delta_pos_lo"), 0.045_587_260_809_700_55));
+    assert!(close(f(&m10, "p_delta_pos_hi"), 0.699_358_157_417_598_1));
+    assert!(close(f(&m10, "p_delta_u_pos_lo"), 0.150_038_989_152_149_47));
+    assert!((f(&m10, "vs_oracle_p") - 0.112_351_197_690_463_94).abs() < 1e-6);
+    assert!(close(f(&m10, "vs_oracle_auc"), 0.125));
+    assert!(close(f(&m10, "mean_delta"), -0.1375));
+    let m100 = get("100", "model");
+    assert!(close(f(&m100, "p_delta_pos_lo"), 0.300_641_842_582_401_84));
+    assert!(close(f(&m100, "e_og_hat"), 0.5));
+    assert!((f(&m100, "vs_oracle_p") - 0.193_930_852_282_410_7).abs() < 1e-6);
+    assert!(close(f(&m100, "nn_frac_memorized"), 0.25));
+    assert!(close(f(&get("100", "oracle"), "e_og_hat"), 0.8));
+    let eta = std::fs::read_to_string(tmp.path().join("report/eta.csv")).unwrap();
+    let eta_of = |g: &str| -> f64 {
+        let line = eta.lines().find(|l| l.contains(&format!(",{g},"))).unwrap();
+        line.rsplit(',').next().unwrap().parse().unwrap()
+    };
+    assert!(close(eta_of("model"), std::f64::consts::LN_2));
+    assert!(close(eta_of("oracle"), 5f64.ln()));
+    assert!(tmp
+        .path()
+        .join("report/p_delta_vs_n_gmm_px8_c1.png")
+        .is_file());
+}
