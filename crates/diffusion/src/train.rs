@@ -498,8 +498,7 @@ impl Trainer {
         cfg.validate()?;
         let x0 = prepare_data(cfg, data)?;
         let ad = device.clone().autodiff();
-        ad.seed(cfg.seed);
-        let model = cfg.unet().init(&ad)?;
+        let model = cfg.unet().init_seeded(&ad, cfg.seed)?;
         let params = params_to_host(&model);
         let adam = HostAdam::new(&params);
         let ema = cfg
@@ -792,7 +791,7 @@ pub fn train_run(
     let metrics = out.join("metrics.csv");
     let val_path = out.join("val.csv");
     let mut tr = if opts.resume {
-        let (meta, state) = checkpoint::load_state(out)?;
+        let meta = checkpoint::load_meta(out)?;
         // Only how long to train and how often to checkpoint may change on resume.
         let mut saved = meta.train.clone();
         saved.epochs = cfg.epochs;
@@ -813,6 +812,7 @@ pub fn train_run(
                 backend_name(opts.device)
             );
         }
+        let (_, state) = checkpoint::load_state(out)?;
         let losses = read_losses(&metrics, state.step)?;
         let (n_train, _) = cfg.split(data.n);
         let per_epoch = cfg.steps_per_epoch(n_train);

@@ -28,6 +28,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub mod init;
 mod ops;
 pub use ops::upsample_matrix;
 
@@ -89,8 +90,15 @@ impl UNetConfig {
         Ok(())
     }
 
-    /// Builds a freshly initialised U-Net on `device` (seed the device first for reproducible
-    /// weights: `device.seed(seed)`).
+    /// Builds a U-Net on `device` with PyTorch's default initialisation drawn from `seed`
+    /// alone (see [`init::pytorch_init`]): the same seed gives the same weights on every
+    /// backend and whatever else uses the device's RNG at the same time.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> Result<UNet, ModelError> {
+        Ok(init::pytorch_init(self.init(device)?, seed))
+    }
+
+    /// Builds a U-Net on `device` initialised by burn's device RNG (`device.seed(..)`, global
+    /// state shared by everything on the device). Prefer [`UNetConfig::init_seeded`].
     pub fn init(&self, device: &Device) -> Result<UNet, ModelError> {
         self.validate()?;
         let b = self.base_channels;

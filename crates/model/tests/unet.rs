@@ -78,8 +78,9 @@ fn output_has_the_input_shape_at_px_8_16_32() {
 fn same_seed_same_network_other_seed_other_network() {
     let d = dev();
     let out = |seed: u64| {
-        d.seed(seed);
-        let m = UNetConfig::new(8, 1, 4).init(&d).unwrap();
+        // The device RNG is global state; init_seeded must not depend on it.
+        d.seed(seed ^ 0xdead);
+        let m = UNetConfig::new(8, 1, 4).init_seeded(&d, seed).unwrap();
         let x = Tensor::<4>::from_data(
             TensorData::new(
                 (0..128).map(|i| (i as f32 * 0.37).sin()).collect(),
@@ -162,4 +163,29 @@ fn time_encoding_is_sin_then_cos() {
     for (a, b) in values(e).iter().zip(want) {
         assert!((a - b).abs() < 1e-6);
     }
+}
+
+#[test]
+fn seeded_init_follows_pytorch_defaults() {
+    let m = UNetConfig::new(8, 1, 64).init_seeded(&dev(), 1).unwrap();
+    let w = values(m.down2.conv_a.conv1.weight.val()); // Conv2d(128, 128, 3): bound 1/sqrt(1152)
+    let b = 1.0 / (128.0f32 * 9.0).sqrt();
+    assert!(w.iter().all(|x| x.abs() <= b));
+    // uniform variance b^2 / 3, 147456 draws: relative standard error about 0.4 %
+    let var = w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32;
+    assert!((var / (b * b / 3.0) - 1.0).abs() < 0.02, "{var}");
+    let ip = values(m.sa1.mha.in_proj.weight.val()); // Xavier: sqrt(6 / (256 + 768))
+    let xb = (6.0f32 / 1024.0).sqrt();
+    assert!(ip.iter().all(|x| x.abs() <= xb) && ip.iter().any(|x| x.abs() > 0.9 * xb));
+    assert!(values(m.sa1.mha.in_proj.bias.clone().unwrap().val())
+        .iter()
+        .all(|&x| x == 0.0));
+    let ff = values(m.sa1.ff_1.bias.clone().unwrap().val()); // Linear(256, 256) bias
+    assert!(ff.iter().all(|x| x.abs() <= 1.0 / 16.0) && ff.iter().any(|&x| x != 0.0));
+    assert!(values(m.inc.norm1.gamma.clone().unwrap().val())
+        .iter()
+        .all(|&x| x == 1.0));
+    assert!(values(m.sa2.ln.beta.clone().unwrap().val())
+        .iter()
+        .all(|&x| x == 0.0));
 }
