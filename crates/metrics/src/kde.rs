@@ -45,6 +45,8 @@ use crate::fastexp::exp_nonpos_g;
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 /// Pixels handled together when gathering columns (cache-friendly transposition).
 const BLOCK: usize = 16;
+/// Pixels per gathering pass over O (larger: fewer strided passes over the big set).
+const BLOCK_O: usize = 64;
 
 /// A value type the metric accepts (`f32`, `f64`, `u8`, ...).
 pub trait Value: Copy + Into<f64> + Send + Sync {}
@@ -919,7 +921,7 @@ impl OriginalSet {
         let all: Vec<usize> = (0..d).collect();
         type Prepared = Option<(Column, f64, SelfTerm)>;
         let blocks: Vec<(Vec<f64>, Vec<Prepared>)> = all
-            .par_chunks(BLOCK)
+            .par_chunks(BLOCK_O)
             .map(|pix| {
                 let cols = gather(data, n, d, pix);
                 let mut sig = Vec::with_capacity(pix.len());
