@@ -214,6 +214,11 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         quantize::is_quantized(&t.data),
         g.as_ref().is_some_and(|s| quantize::is_quantized(&s.data)),
     ];
+    // Pixels constant over the raw O stay out even after noise makes them vary (SPEC §4:
+    // no bandwidth is defined there; noise-only pixels would only compare noise).
+    if q[0] && matches!(mode, Dequant::Auto | Dequant::Uniform) && args.min_std.is_none() {
+        opts.exclude = Some(constant_pixels(&o));
+    }
     let mut treated: Vec<&str> = Vec::new();
     let label = match mode {
         Dequant::Floor => {
@@ -306,6 +311,20 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         print_table(&out, nn_res.as_ref().map(|x| &x.1));
     }
     Ok(())
+}
+
+/// `true` for the pixels whose values are all equal over `set` (`max == min`).
+fn constant_pixels(set: &ImageSet) -> Vec<bool> {
+    let d = set.dim();
+    let mut lo = vec![f32::INFINITY; d];
+    let mut hi = vec![f32::NEG_INFINITY; d];
+    for row in set.data.chunks_exact(d) {
+        for (i, &v) in row.iter().enumerate() {
+            lo[i] = lo[i].min(v);
+            hi[i] = hi[i].max(v);
+        }
+    }
+    lo.iter().zip(&hi).map(|(a, b)| a == b).collect()
 }
 
 /// The metric's JSON fields shared by `eval` and `bench kde`.

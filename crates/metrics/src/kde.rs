@@ -137,6 +137,9 @@ pub struct KdeOptions {
     /// Cut-off `R` in kernel widths; `None` chooses it from the error bound (module doc);
     /// `Some(f64::INFINITY)` visits every pair.
     pub cutoff: Option<f64>,
+    /// Pixels to leave out (`true`), counted as skipped whatever the other options say; e.g.
+    /// the pixels that were constant over O *before* dequantisation noise.
+    pub exclude: Option<Vec<bool>>,
 }
 
 impl Default for KdeOptions {
@@ -149,6 +152,7 @@ impl Default for KdeOptions {
             sigma_scale: 1.0,
             sigma: None,
             cutoff: None,
+            exclude: None,
         }
     }
 }
@@ -182,6 +186,14 @@ impl KdeOptions {
             if c.is_nan() || c <= 0.0 {
                 return Err(MetricsError::Invalid(format!(
                     "cutoff must be > 0 kernel widths, got {c}"
+                )));
+            }
+        }
+        if let Some(x) = &self.exclude {
+            if x.len() != d {
+                return Err(MetricsError::Invalid(format!(
+                    "exclude mask has {} values but the sets have {d} pixels",
+                    x.len()
                 )));
             }
         }
@@ -943,6 +955,9 @@ impl OriginalSet {
                     }
                     if !opts.bandwidth.uses_sigma() {
                         usable = true;
+                    }
+                    if opts.exclude.as_ref().is_some_and(|x| x[p]) {
+                        usable = false;
                     }
                     if usable {
                         let eps = opts.eps(sigma, n, d);

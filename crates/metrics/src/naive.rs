@@ -82,6 +82,9 @@ pub fn evaluate<O: Value, T: Value, G: Value>(
         if !opts.bandwidth.uses_sigma() {
             usable = true;
         }
+        if opts.exclude.as_ref().is_some_and(|x| x[i]) {
+            usable = false;
+        }
         if !usable {
             continue;
         }

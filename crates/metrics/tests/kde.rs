@@ -268,6 +268,16 @@ fn constant_pixels_are_skipped_by_max_eq_min() {
         .evaluate(&t, 10, &g, 3)
         .unwrap();
     assert_eq!((r.pixels_used, r.pixels_skipped), (2, 0));
+    let ex = KdeOptions {
+        min_std: Some(0.01),
+        exclude: Some(vec![false, true]),
+        ..Default::default()
+    };
+    let r = OriginalSet::new(&o, n, 2, &ex)
+        .unwrap()
+        .evaluate(&t, 10, &g, 3)
+        .unwrap();
+    assert_eq!((r.pixels_used, r.pixels_skipped), (1, 1));
     let all_const = vec![0.5f32; 10];
     let e = OriginalSet::new(&all_const, 5, 2, &KdeOptions::default()).unwrap_err();
     assert!(e.to_string().contains("--min-std"), "{e}");
