@@ -32,7 +32,7 @@ pub struct BenchTrainArgs {
     device: String,
     /// Print every timed step's seconds on stderr.
     #[arg(long)]
-    verbose: bool,
+    step_times: bool,
 }
 
 pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
@@ -58,7 +58,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if a.verbose {
+    if a.step_times {
         let s: Vec<String> = r.step_seconds.iter().map(|x| format!("{x:.4}")).collect();
         eprintln!("step seconds (timed): {}", s.join(" "));
     }
