@@ -936,39 +936,41 @@ impl OriginalSet {
             .par_chunks(BLOCK_O)
             .map(|pix| {
                 let cols = gather(data, n, d, pix);
-                let mut sig = Vec::with_capacity(pix.len());
-                let mut out = Vec::with_capacity(pix.len());
-                for (&p, v) in pix.iter().zip(cols) {
-                    let col = Column::from_values(v);
-                    let (lo, hi) = col.min_max();
-                    let mut sigma = match &opts.sigma {
-                        Some(s) => s[p],
-                        None => col.std() * opts.sigma_scale,
-                    };
-                    let mut usable = match &opts.sigma {
-                        Some(_) => sigma.is_finite() && sigma > 0.0,
-                        None => hi != lo,
-                    };
-                    if let Some(f) = opts.min_std {
-                        sigma = if sigma.is_finite() { sigma.max(f) } else { f };
-                        usable = true;
-                    }
-                    if !opts.bandwidth.uses_sigma() {
-                        usable = true;
-                    }
-                    if opts.exclude.as_ref().is_some_and(|x| x[p]) {
-                        usable = false;
-                    }
-                    if usable {
-                        let eps = opts.eps(sigma, n, d);
-                        let st = self_term(&col, eps, opts.cutoff);
-                        sig.push(sigma);
-                        out.push(Some((col, eps, st)));
-                    } else {
-                        sig.push(f64::NAN);
-                        out.push(None);
-                    }
-                }
+                // Columns of the block in parallel too (finer tasks balance a loaded machine).
+                let per: Vec<(f64, Prepared)> = pix
+                    .par_iter()
+                    .zip(cols.into_par_iter())
+                    .map(|(&p, v)| {
+                        let col = Column::from_values(v);
+                        let (lo, hi) = col.min_max();
+                        let mut sigma = match &opts.sigma {
+                            Some(s) => s[p],
+                            None => col.std() * opts.sigma_scale,
+                        };
+                        let mut usable = match &opts.sigma {
+                            Some(_) => sigma.is_finite() && sigma > 0.0,
+                            None => hi != lo,
+                        };
+                        if let Some(f) = opts.min_std {
+                            sigma = if sigma.is_finite() { sigma.max(f) } else { f };
+                            usable = true;
+                        }
+                        if !opts.bandwidth.uses_sigma() {
+                            usable = true;
+                        }
+                        if opts.exclude.as_ref().is_some_and(|x| x[p]) {
+                            usable = false;
+                        }
+                        if usable {
+                            let eps = opts.eps(sigma, n, d);
+                            let st = self_term(&col, eps, opts.cutoff);
+                            (sigma, Some((col, eps, st)))
+                        } else {
+                            (f64::NAN, None)
+                        }
+                    })
+                    .collect();
+                let (sig, out): (Vec<f64>, Vec<Prepared>) = per.into_iter().unzip();
                 (sig, out)
             })
             .collect();
