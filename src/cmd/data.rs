@@ -33,8 +33,10 @@ enum DataCommand {
     ///
     /// Example: memdiff data gmm --px 8 --components 3 --n 10000 --seed 1 --out O.npy --png O.png
     Gmm(GmmArgs),
-    /// A seeded subset of MNIST digits, resized bilinearly (PyTorch align_corners=False
-    /// convention) to --px or zero-padded 28 → 32 with --pad. Values in [0, 1].
+    /// A seeded subset of MNIST digits at side px (bilinear resize, or zero padding to 32).
+    ///
+    /// Bilinear resizing follows PyTorch's F.interpolate(mode="bilinear", align_corners=False,
+    /// antialias=False); --pad zero-pads 28 → 32 instead. Values in [0, 1].
     ///
     /// Example: memdiff data mnist --px 16 --n 1000 --seed 1 --out M.npy --png M.png
     Mnist(MnistArgs),
