@@ -61,6 +61,12 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
     if a.step_times {
         let s: Vec<String> = r.step_seconds.iter().map(|x| format!("{x:.4}")).collect();
         eprintln!("step seconds (timed): {}", s.join(" "));
+        for (i, p) in r.phases.iter().enumerate() {
+            eprintln!(
+                "step {i}: forward+loss {:.4} s, backward {:.4} s, optimizer (host copies, Adam) {:.4} s",
+                p.forward, p.backward, p.optimizer
+            );
+        }
     }
     println!(
         "{}",

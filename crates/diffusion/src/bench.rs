@@ -3,7 +3,7 @@
 //! [-1, 1], `t` uniform in 1..=s with the linear schedule, s = 1000, forward, MSE, backward,
 //! Adam lr 2e-4 eps 1e-8), timed step by step.
 
-use crate::train::{TrainConfig, TrainError, Trainer};
+use crate::train::{StepTimes, TrainConfig, TrainError, Trainer};
 use burn::tensor::Device;
 use memdiff_data::ImageSet;
 use rand::SeedableRng;
@@ -26,6 +26,8 @@ pub struct BenchResult {
     pub params: usize,
     /// Every timed step's seconds.
     pub step_seconds: Vec<f64>,
+    /// Every timed step's seconds by phase.
+    pub phases: Vec<StepTimes>,
     /// Fraction of all cores busy with other work in a 0.5 s wait before timing (Linux).
     pub cpu_busy_before: Option<f64>,
 }
@@ -60,12 +62,14 @@ pub fn bench_train(
     let params = tr.model().num_params();
     let busy = cpu_busy_before();
     let mut times = Vec::with_capacity(steps);
+    let mut phases = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let t0 = Instant::now();
         tr.step()?;
         let dt = t0.elapsed().as_secs_f64();
         if i >= warmup {
             times.push(dt);
+            phases.push(tr.last_times);
         }
     }
     let mut sorted = times.clone();
@@ -87,6 +91,7 @@ pub fn bench_train(
         img_per_s: batch as f64 / med,
         params,
         step_seconds: times,
+        phases,
         cpu_busy_before: busy,
     })
 }

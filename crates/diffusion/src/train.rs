@@ -463,6 +463,17 @@ pub struct Trainer {
     device: Device,
     pub losses: Vec<f32>,
     pub val_losses: Vec<f32>,
+    /// Where the last step's time went.
+    pub last_times: StepTimes,
+}
+
+/// Seconds of one step by phase: forward + loss, backward, and the optimizer (gradients to the
+/// host, Adam + EMA, weights back to the device).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct StepTimes {
+    pub forward: f64,
+    pub backward: f64,
+    pub optimizer: f64,
 }
 
 /// Checks the data against the config and maps it to `[-1, 1]`.
@@ -521,6 +532,7 @@ impl Trainer {
             device: ad,
             losses: Vec::new(),
             val_losses: Vec::new(),
+            last_times: StepTimes::default(),
         })
     }
 
@@ -590,9 +602,11 @@ impl Trainer {
         let xt = Tensor::<4>::from_data(TensorData::new(nb.xt, [nb.b, c, px, px]), &self.device);
         let eps = Tensor::<4>::from_data(TensorData::new(nb.eps, [nb.b, c, px, px]), &self.device);
         let t = Tensor::<1, Int>::from_data(TensorData::new(nb.t_net, [nb.b]), &self.device);
+        let t0 = Instant::now();
         let pred = self.model.forward(xt, t);
         let loss = (pred - eps).square().mean();
         let value: f32 = loss.clone().into_scalar::<f32>();
+        let t1 = Instant::now();
         if !value.is_finite() {
             return Err(TrainError::NonFinite {
                 loss: value,
@@ -602,6 +616,7 @@ impl Trainer {
             });
         }
         let grads = loss.backward();
+        let t2 = Instant::now();
         let g = grads_to_host(&self.model, &grads);
         drop(grads);
         let decay = self.cfg.ema;
@@ -616,6 +631,12 @@ impl Trainer {
         );
         let values: Vec<&[f32]> = self.params.iter().map(|(_, p)| p.as_slice()).collect();
         self.model = params_from_host(self.model.clone(), &values);
+        let t3 = Instant::now();
+        self.last_times = StepTimes {
+            forward: (t1 - t0).as_secs_f64(),
+            backward: (t2 - t1).as_secs_f64(),
+            optimizer: (t3 - t2).as_secs_f64(),
+        };
         self.step += 1;
         self.losses.push(value);
         if self.n_val > 0 && self.step.is_multiple_of(spe) {
