@@ -307,4 +307,44 @@ mod tests {
             .filter(|r| r.generator != "model")
             .all(|r| r.delta > 0.0));
     }
+
+    #[test]
+    fn mnist_is_dequantised_by_default_and_says_so() {
+        let images = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/mnist/mnist-10k-images-idx3-ubyte.gz"
+        );
+        let cfg = |deq: crate::config::Dequantize| SweepConfig {
+            data: crate::config::DataKind::Mnist,
+            px: 8,
+            n: vec![20],
+            sims: 2,
+            n_original: 300,
+            generated: 5,
+            generators: vec!["oracle".into(), "copy".into()],
+            dequantize: deq,
+            save_images: 0,
+            mnist: crate::config::MnistSettings {
+                images: images.into(),
+                pad: false,
+            },
+            ..Default::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let rows = |deq| {
+            let d = SweepDir::new(tmp.path().join(format!("{deq:?}")));
+            run_sweep(cfg(deq), &d, &opts(), &mut FakeModel).unwrap();
+            crate::store::read_rows(&d.results()).unwrap()
+        };
+        let raw = rows(crate::config::Dequantize::None);
+        let deq = rows(crate::config::Dequantize::Auto);
+        assert!(raw
+            .iter()
+            .all(|r| r.dequantized == "none" && r.components == 0 && r.steps == 0));
+        assert!(deq.iter().all(|r| r.dequantized == "uniform"));
+        // Raw: the constant (zero) border pixels of O are skipped; dequantised: none is constant.
+        assert!(raw[0].pixels_skipped > 0, "{:?}", raw[0]);
+        assert_eq!(deq[0].pixels_skipped, 0);
+        assert_ne!(rows_to_csv(&raw), rows_to_csv(&deq));
+    }
 }

@@ -229,8 +229,14 @@ impl SimContext {
         }
     }
 
+    /// Dequantises a set drawn from the data (O, T, the oracle's draw) under
+    /// `dequantize = uniform`: MNIST sets always (u8 at the source; after a bilinear resize the
+    /// values leave the k/255 grid but the exact ties — the zero background — remain), other
+    /// sets when their values sit on the k/255 grid.
     fn deq(&self, set: ImageSet, seed: u64) -> ImageSet {
-        if self.cfg.dequantize_resolved() == "uniform" && is_quantised(&set) {
+        if self.cfg.dequantize_resolved() == "uniform"
+            && (self.pool.is_some() || is_quantised(&set))
+        {
             dequantise(&set, derive_seed(seed, "dequantise", &[]))
         } else {
             set
