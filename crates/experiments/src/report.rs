@@ -289,6 +289,13 @@ pub fn markdown(rep: &Report) -> String {
          (oracle ≈ 0.5 at every n). The verdict is a two-sided Mann–Whitney test of the model's Δ \
          against the oracle's on the same O and T draws.\n",
     );
+    if rep.rows.iter().any(|r| r.protocol == "papers-code") {
+        s.push_str(
+            "\nUnder the papers-code protocol O, T and G sit on different scales (SPEC §5): every \
+             reference generator, copy included, gets P(Δ>0) ≈ 1, so the copy's Δ is not below \
+             the oracle's and the verdicts' \"towards/away from copying\" does not apply there.\n",
+        );
+    }
     s
 }
 

@@ -360,7 +360,7 @@ impl SimContext {
                 unit: u.id(),
                 source,
             })?;
-            if v.tie_share_oo > 0.5 && !self.warned_ties {
+            if v.tie_share_oo > 0.5 && cfg.dequantize_resolved() == "none" && !self.warned_ties {
                 self.warned_ties = true;
                 tracing_warn(&format!(
                     "exact ties make up {:.0} % of O's self-term pairs: the metric is dominated by \
