@@ -231,7 +231,7 @@ fn quantised_inputs_are_dequantised_by_default() {
         let data = s
             .data
             .iter()
-            .map(|v| ((v * 8.0).floor() * 32.0 / 255.0) as f32)
+            .map(|v| (v * 8.0).floor() * 32.0 / 255.0)
             .collect();
         ImageSet::new(n, 1, 2, 2, data)
     };
