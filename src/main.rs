@@ -29,24 +29,50 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Make data sets: Gaussian mixtures and MNIST subsets as .npy (+ PNG grid).
+    #[command(
+        after_help = "Examples:\n  memdiff data gmm --px 8 --components 3 --n 10000 --seed 1 --out O.npy --png O.png\n  memdiff data mnist --px 16 --n 1000 --seed 1 --out M.npy"
+    )]
     Data(cmd::data::DataArgs),
     /// Memorization metric E_TG, E_OG, Δ for sets of images or a checkpoint; summaries of results.
+    #[command(
+        after_help = "Examples:\n  memdiff eval --original O.npy --train T.npy --generated G.npy --nn\n  memdiff eval --original O.npy --train T.npy --generator oracle --json\n  memdiff eval --checkpoint checkpoints/g1 --generate 10 --nn\n  memdiff eval summarize out/sweeps/quick/results.csv"
+    )]
     Eval(cmd::eval::EvalArgs),
     /// Train a DDPM U-Net.
+    #[command(
+        after_help = "Example:\n  memdiff train --data gmm --n 1000 --steps 200 --epochs 10 --out checkpoints/g1"
+    )]
     Train(cmd::train::TrainArgs),
     /// Sample images from a trained checkpoint.
+    #[command(
+        after_help = "Example:\n  memdiff sample --checkpoint checkpoints/g1 --n 64 --out G.npy --png G.png"
+    )]
     Sample(cmd::sample::SampleArgs),
     /// Facts about the U-Net (parameter count, multiply-adds).
+    #[command(after_help = "Example:\n  memdiff model info --px 8 --base-channels 64")]
     Model(cmd::model::ModelArgs),
     /// Export a checkpoint's weights as safetensors.
+    #[command(
+        after_help = "Example:\n  memdiff export --checkpoint checkpoints/g1 --out model.safetensors"
+    )]
     Export(cmd::export::ExportArgs),
     /// Throughput benchmarks (training step, sampling, KDE).
+    #[command(
+        after_help = "Examples:\n  memdiff bench train --px 8 --batch 128 --base-channels 64 --steps 5 --warmup 1\n  memdiff bench sample --px 16 --n 10 --steps 100\n  memdiff bench kde --n-original 100000 --n-train 10000 --g 10 --d 256"
+    )]
     Bench(cmd::bench::BenchArgs),
     /// Sweep over n, s, C and simulations (resumable, shardable).
+    #[command(
+        after_help = "Examples:\n  memdiff sweep --config configs/quick.toml\n  memdiff sweep --config configs/paper-gmm-d64.toml --shard 0/16 --out out/d64/shard-0\n  memdiff sweep merge out/d64/shard-* --out out/d64/all"
+    )]
     Sweep(cmd::sweep::SweepArgs),
     /// Aggregate a sweep folder into tables and plots.
+    #[command(after_help = "Example:\n  memdiff report out/sweeps/quick")]
     Report(cmd::report::ReportArgs),
     /// The linear one-step diffusion model: theory, Monte Carlo, sweeps.
+    #[command(
+        after_help = "Examples:\n  memdiff linear theory --d 100 --n 1000 --lambda-hat 0.1 --json\n  memdiff linear simulate --data-model reverse --d 100 --n 1000 --lambda-hat 0.1 --sims 500 --seed 1\n  memdiff linear sweep --config configs/linear.toml --out out/linear"
+    )]
     Linear(cmd::linear::LinearArgs),
 }
 
