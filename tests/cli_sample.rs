@@ -2,35 +2,10 @@
 //! trained here through the binary (base width 4, px 8, s = 10, a few optimizer steps).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-fn memdiff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memdiff"))
-        .args(args)
-        .output()
-        .expect("running memdiff")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = memdiff(args);
-    assert!(
-        out.status.success(),
-        "memdiff {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The error line of a failing command (exit 1, one line starting `error:`).
-fn err(args: &[&str]) -> String {
-    let out = memdiff(args);
-    assert_eq!(out.status.code(), Some(1), "memdiff {args:?} should fail");
-    let e = String::from_utf8(out.stderr).unwrap();
-    let line = e.lines().last().unwrap_or_default().to_string();
-    assert!(line.starts_with("error: "), "{e}");
-    line
-}
+mod common;
+use common::{err, ok};
 
 /// A tiny trained checkpoint shared by the tests of this file.
 fn checkpoint() -> &'static Path {

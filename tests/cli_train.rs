@@ -3,34 +3,11 @@
 //! error lines.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn memdiff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memdiff"))
-        .args(args)
-        .output()
-        .expect("running memdiff")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = memdiff(args);
-    assert!(
-        out.status.success(),
-        "memdiff {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn err(args: &[&str]) -> String {
-    let out = memdiff(args);
-    assert_eq!(out.status.code(), Some(1), "memdiff {args:?} should fail");
-    let e = String::from_utf8(out.stderr).unwrap();
-    let line = e.lines().last().unwrap_or_default().to_string();
-    assert!(line.starts_with("error: "), "{e}");
-    line
-}
+mod common;
+use common::{err, ok};
 
 const TINY: &[&str] = &[
     "train",
