@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod init;
 mod ops;
-pub use ops::upsample_matrix;
+pub use ops::{conv3x3_im2col, upsample_matrix, IM2COL_MAX_SIDE};
 
 /// Why a U-Net cannot be built with the asked shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,9 +155,9 @@ impl DoubleConv {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = ops::group_norm1(self.conv1.forward(x.clone()), &self.norm1);
+        let h = ops::group_norm1(ops::conv3x3(&self.conv1, x.clone()), &self.norm1);
         let h = gelu(h);
-        let h = ops::group_norm1(self.conv2.forward(h), &self.norm2);
+        let h = ops::group_norm1(ops::conv3x3(&self.conv2, h), &self.norm2);
         if self.residual {
             gelu(x + h)
         } else {

@@ -1,6 +1,8 @@
 //! Building blocks written out by hand where burn's generic op is slower or missing a piece.
 
+use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
+use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
 /// Upsample with two small matmuls instead of burn's `interpolate` (whose ndarray backward
@@ -62,4 +64,63 @@ pub(crate) fn upsample2x_matmul(x: Tensor<4>) -> Tensor<4> {
 /// GroupNorm with one group: normalise each sample over (C, H, W), then the per-channel affine.
 pub(crate) fn group_norm1(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
     norm.forward(x)
+}
+
+/// Maps of at most this side go through [`conv3x3_im2col`]; larger ones through burn's `conv2d`.
+/// Measured per layer (forward + backward, batch 128, `examples/conv_probe.rs`): im2col is
+/// 1.2–3.4× faster at side 2 and 8–15× at side 1, but 1.5–4× slower at sides 4 and 8, where
+/// its copies (building and scattering the patches) outweigh the better GEMM shape.
+pub const IM2COL_MAX_SIDE: usize = 2;
+
+/// The U-Net's 3×3 convolution (padding 1, no bias): [`conv3x3_im2col`] on small maps, burn's
+/// `conv2d` on the others.
+pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    if h.max(w) <= IM2COL_MAX_SIDE && conv.bias.is_none() {
+        conv3x3_im2col(x, conv.weight.val())
+    } else {
+        conv.forward(x)
+    }
+}
+
+/// 3×3 convolution, stride 1, padding 1, no bias, as one matrix product over the whole batch:
+/// `cols (B·H·W, 9C) @ Wᵀ (9C, O)`, the patches built from 9 shifted slices of the padded input.
+///
+/// burn-flex's `conv2d` runs one small GEMM per image (N = H·W: 4 columns at a 2×2 map, 1 at
+/// 1×1) and its backward runs the weight gradient as a convolution with `H×W` kernels and the
+/// input gradient as a transposed convolution. Here autodiff differentiates a matmul, so
+/// forward and both gradients are each one large GEMM (docs/BENCHMARKS.md, "U-Net training").
+/// The same sums as a direct convolution; only the order of float additions differs.
+pub fn conv3x3_im2col(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [o, ci, kh, kw] = weight.dims();
+    assert!(
+        ci == c && kh == 3 && kw == 3,
+        "conv3x3_im2col: weight {:?} for input {:?}",
+        weight.dims(),
+        x.dims()
+    );
+    if h == 1 && w == 1 {
+        // On a 1×1 map every tap but the centre one reads padding.
+        let wc = weight.slice([0..o, 0..c, 1..2, 1..2]).reshape([o, c]);
+        return x
+            .reshape([b, c])
+            .matmul(wc.transpose())
+            .reshape([b, o, 1, 1]);
+    }
+    // Channels first, (C, B, H, W): the patches then stack into (C, 9, B, H, W), already the
+    // row-major layout of the (9C, B·H·W) matrix, and the product lands as (O, B, H, W).
+    let xp = x
+        .permute([1, 0, 2, 3])
+        .pad((1, 1, 1, 1), PadMode::Constant(0.0));
+    let mut taps = Vec::with_capacity(9);
+    for i in 0..3 {
+        for j in 0..3 {
+            taps.push(xp.clone().slice([0..c, 0..b, i..i + h, j..j + w]));
+        }
+    }
+    let cols: Tensor<5> = Tensor::stack(taps, 1);
+    let cols = cols.reshape([c * 9, b * h * w]);
+    let y = weight.reshape([o, c * 9]).matmul(cols);
+    y.reshape([o, b, h, w]).permute([1, 0, 2, 3])
 }

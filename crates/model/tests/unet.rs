@@ -189,3 +189,86 @@ fn seeded_init_follows_pytorch_defaults() {
         .iter()
         .all(|&x| x == 0.0));
 }
+
+/// `conv3x3_im2col` (the small-map path of every DoubleConv) computes the same convolution as a
+/// direct sum in f64, and autodiff gives it the same input and weight gradients as burn's
+/// `conv2d`, on square and non-square maps including the 1×1 short cut.
+#[test]
+fn im2col_convolution_equals_direct_sum_and_burn_gradients() {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use memdiff_model::conv3x3_im2col;
+    let ad = Device::flex().autodiff();
+    let (b, c, o) = (3, 5, 7);
+    for (h, w) in [(1, 1), (2, 2), (3, 2), (4, 4)] {
+        let xs: Vec<f32> = (0..b * c * h * w)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 1.3)
+            .collect();
+        let ws: Vec<f32> = (0..o * c * 9)
+            .map(|i| ((i * 53 % 97) as f32 / 48.0 - 1.0) * 0.4)
+            .collect();
+        // direct sum, zero padding 1
+        let mut want = vec![0f64; b * o * h * w];
+        for bi in 0..b {
+            for oi in 0..o {
+                for y in 0..h {
+                    for x in 0..w {
+                        let mut s = 0f64;
+                        for ci in 0..c {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let (yy, xx) = (y + ky, x + kx);
+                                    if yy < 1 || xx < 1 || yy > h || xx > w {
+                                        continue;
+                                    }
+                                    let xv = xs[((bi * c + ci) * h + yy - 1) * w + xx - 1];
+                                    let wv = ws[((oi * c + ci) * 3 + ky) * 3 + kx];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        want[((bi * o + oi) * h + y) * w + x] = s;
+                    }
+                }
+            }
+        }
+        let xt = || Tensor::<4>::from_data(TensorData::new(xs.clone(), [b, c, h, w]), &ad);
+        let wt = || Tensor::<4>::from_data(TensorData::new(ws.clone(), [o, c, 3, 3]), &ad);
+        let (x1, w1) = (xt().require_grad(), wt().require_grad());
+        let y1 = conv3x3_im2col(x1.clone(), w1.clone());
+        assert_eq!(y1.dims(), [b, o, h, w]);
+        let got = values(y1.clone().inner());
+        for (g, e) in got.iter().zip(&want) {
+            assert!((*g as f64 - e).abs() < 1e-5, "{h}x{w}: {g} vs {e}");
+        }
+        let (x0, w0) = (xt().require_grad(), wt().require_grad());
+        let y0 = conv2d(
+            x0.clone(),
+            w0.clone(),
+            None,
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        );
+        // upstream gradient: d/dy sum(y^2 / 2) = y
+        let g1 = (y1.clone() * y1).sum().mul_scalar(0.5).backward();
+        let g0 = (y0.clone() * y0).sum().mul_scalar(0.5).backward();
+        for (a, e, what) in [
+            (
+                values(x1.grad(&g1).unwrap()),
+                values(x0.grad(&g0).unwrap()),
+                "dx",
+            ),
+            (
+                values(w1.grad(&g1).unwrap()),
+                values(w0.grad(&g0).unwrap()),
+                "dw",
+            ),
+        ] {
+            assert_eq!(a.len(), e.len());
+            let scale = e.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.1, "{what} {h}x{w}: gradient vanished");
+            for (p, q) in a.iter().zip(&e) {
+                assert!((p - q).abs() <= 1e-5 * scale, "{what} {h}x{w}: {p} vs {q}");
+            }
+        }
+    }
+}
