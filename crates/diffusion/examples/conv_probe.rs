@@ -1,4 +1,4 @@
-//! Times burn's `conv2d` against `memdiff_model::conv3x3_im2col` for the U-Net's 3×3
+//! Times burn's `conv2d` against `memdiff_model::conv3x3_dense` for the U-Net's 3×3
 //! convolutions and checks both give the same numbers (docs/BENCHMARKS.md, "U-Net training").
 //!
 //! cargo run --release -p memdiff-diffusion --features flex --example conv_probe -- \
@@ -8,18 +8,18 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use std::time::Instant;
 
-fn conv(x: Tensor<4>, w: Tensor<4>, im2col: bool) -> Tensor<4> {
-    if im2col {
-        memdiff_model::conv3x3_im2col(x, w)
+fn conv(x: Tensor<4>, w: Tensor<4>, dense: bool) -> Tensor<4> {
+    if dense {
+        memdiff_model::conv3x3_dense(x, w)
     } else {
         conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
     }
 }
 
 /// Output, input gradient and weight gradient (the last two empty when forward-only).
-fn run(x: &Tensor<4>, w: &Tensor<4>, im2col: bool, fwd: bool) -> Vec<Tensor<4>> {
+fn run(x: &Tensor<4>, w: &Tensor<4>, dense: bool, fwd: bool) -> Vec<Tensor<4>> {
     if fwd {
-        return vec![conv(x.clone(), w.clone(), im2col)];
+        return vec![conv(x.clone(), w.clone(), dense)];
     }
     // PROBE_GRAD=x or w: only that input requires a gradient (to split the backward's cost)
     let which = std::env::var("PROBE_GRAD").unwrap_or_default();
@@ -33,7 +33,7 @@ fn run(x: &Tensor<4>, w: &Tensor<4>, im2col: bool, fwd: bool) -> Vec<Tensor<4>> 
     } else {
         w.clone()
     };
-    let y = conv(x.clone(), w.clone(), im2col);
+    let y = conv(x.clone(), w.clone(), dense);
     // a fixed upstream gradient: d/dy of sum(y * y / 2) = y
     let g = (y.clone() * y.clone()).sum().mul_scalar(0.5).backward();
     let mut out = vec![y.inner()];
@@ -111,7 +111,7 @@ fn main() {
         tb += best[0];
         ti += best[1];
         println!(
-            "c_in {ci:4} c_out {co:4} side {s:2}: burn {:8.2} ms  im2col {:8.2} ms  x{:5.2}  max rel err {:.1e}",
+            "c_in {ci:4} c_out {co:4} side {s:2}: burn {:8.2} ms  dense {:8.2} ms  x{:5.2}  max rel err {:.1e}",
             best[0] * 1e3,
             best[1] * 1e3,
             best[0] / best[1],
@@ -119,7 +119,7 @@ fn main() {
         );
     }
     println!(
-        "total: burn {:.1} ms, im2col {:.1} ms, x{:.2}",
+        "total: burn {:.1} ms, dense {:.1} ms, x{:.2}",
         tb * 1e3,
         ti * 1e3,
         tb / ti

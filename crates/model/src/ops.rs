@@ -2,7 +2,6 @@
 
 use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
-use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
 /// Upsample with two small matmuls instead of burn's `interpolate` (whose ndarray backward
@@ -66,61 +65,72 @@ pub(crate) fn group_norm1(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
     norm.forward(x)
 }
 
-/// Maps of at most this side go through [`conv3x3_im2col`]; larger ones through burn's `conv2d`.
-/// Measured per layer (forward + backward, batch 128, `examples/conv_probe.rs`): im2col is
-/// 1.2–3.4× faster at side 2 and 8–15× at side 1, but 1.5–4× slower at sides 4 and 8, where
-/// its copies (building and scattering the patches) outweigh the better GEMM shape.
-pub const IM2COL_MAX_SIDE: usize = 2;
+/// Maps of at most this side go through [`conv3x3_dense`]; larger ones through burn's `conv2d`.
+/// Measured per layer (forward + backward, batch 128, `examples/conv_probe.rs`, docs/BENCHMARKS.md):
+/// on a 2×2 map the dense product is 2–9× faster than burn's `conv2d` and on a 1×1 map about 10×;
+/// from side 4 on it multiplies more zeros (s⁴ products per channel pair against at most 9 s²
+/// useful ones) than burn's convolution loses.
+pub const DENSE_MAX_SIDE: usize = 2;
 
-/// The U-Net's 3×3 convolution (padding 1, no bias): [`conv3x3_im2col`] on small maps, burn's
+/// The U-Net's 3×3 convolution (padding 1, no bias): [`conv3x3_dense`] on small maps, burn's
 /// `conv2d` on the others.
 pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    if h.max(w) <= IM2COL_MAX_SIDE && conv.bias.is_none() {
-        conv3x3_im2col(x, conv.weight.val())
+    if h.max(w) <= DENSE_MAX_SIDE && conv.bias.is_none() {
+        conv3x3_dense(x, conv.weight.val())
     } else {
         conv.forward(x)
     }
 }
 
-/// 3×3 convolution, stride 1, padding 1, no bias, as one matrix product over the whole batch:
-/// `cols (B·H·W, 9C) @ Wᵀ (9C, O)`, the patches built from 9 shifted slices of the padded input.
+/// The `(9, (h w)²)` 0/1 matrix that places tap `k = 3 ky + kx` of a 3×3 kernel (padding 1) at
+/// `(p, q)`, output pixel `p` reading input pixel `q`, column `p · h w + q`.
+fn tap_matrix(h: usize, w: usize) -> Vec<f32> {
+    let n = h * w;
+    let mut t = vec![0f32; 9 * n * n];
+    for p in 0..n {
+        let (py, px) = (p / w, p % w);
+        for q in 0..n {
+            let (qy, qx) = (q / w, q % w);
+            let (dy, dx) = (qy + 1, qx + 1); // input = output + (k - 1), shifted to stay unsigned
+            if dy >= py && dy <= py + 2 && dx >= px && dx <= px + 2 {
+                let k = 3 * (dy - py) + (dx - px);
+                t[k * n * n + p * n + q] = 1.0;
+            }
+        }
+    }
+    t
+}
+
+/// 3×3 convolution, stride 1, padding 1, no bias, written as one dense layer per image:
+/// `y_b (O·hw) = M x_b (C·hw)` with `M[(o, p), (c, q)] = W[o, c, tap(p, q)]` (zero where `q` is
+/// outside `p`'s window), i.e. a single GEMM `(B, C·hw) @ Mᵀ` on the NCHW tensor as it lies, with
+/// no patch copies. `M` is built from `W` by a small matmul with [`tap_matrix`], so autodiff
+/// carries the weight gradient back through it.
 ///
-/// burn-flex's `conv2d` runs one small GEMM per image (N = H·W: 4 columns at a 2×2 map, 1 at
-/// 1×1) and its backward runs the weight gradient as a convolution with `H×W` kernels and the
-/// input gradient as a transposed convolution. Here autodiff differentiates a matmul, so
-/// forward and both gradients are each one large GEMM (docs/BENCHMARKS.md, "U-Net training").
-/// The same sums as a direct convolution; only the order of float additions differs.
-pub fn conv3x3_im2col(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+/// On tiny maps this is much faster than burn-flex's `conv2d`, which runs one GEMM per image with
+/// N = h·w columns (4 at 2×2, 1 at 1×1) and a weight gradient that is itself a convolution; at
+/// side 2 every window covers the whole map, so `M` holds exactly the useful products. The same
+/// sums as a direct convolution; only the order of float additions differs.
+pub fn conv3x3_dense(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let [o, ci, kh, kw] = weight.dims();
     assert!(
         ci == c && kh == 3 && kw == 3,
-        "conv3x3_im2col: weight {:?} for input {:?}",
+        "conv3x3_dense: weight {:?} for input {:?}",
         weight.dims(),
         x.dims()
     );
-    if h == 1 && w == 1 {
-        // On a 1×1 map every tap but the centre one reads padding.
-        let wc = weight.slice([0..o, 0..c, 1..2, 1..2]).reshape([o, c]);
-        return x
-            .reshape([b, c])
-            .matmul(wc.transpose())
-            .reshape([b, o, 1, 1]);
-    }
-    // Channels first, (C, B, H, W): the patches then stack into (C, 9, B, H, W), already the
-    // row-major layout of the (9C, B·H·W) matrix, and the product lands as (O, B, H, W).
-    let xp = x
-        .permute([1, 0, 2, 3])
-        .pad((1, 1, 1, 1), PadMode::Constant(0.0));
-    let mut taps = Vec::with_capacity(9);
-    for i in 0..3 {
-        for j in 0..3 {
-            taps.push(xp.clone().slice([0..c, 0..b, i..i + h, j..j + w]));
-        }
-    }
-    let cols: Tensor<5> = Tensor::stack(taps, 1);
-    let cols = cols.reshape([c * 9, b * h * w]);
-    let y = weight.reshape([o, c * 9]).matmul(cols);
-    y.reshape([o, b, h, w]).permute([1, 0, 2, 3])
+    let n = h * w;
+    let t = Tensor::<1>::from_floats(tap_matrix(h, w).as_slice(), &x.device()).reshape([9, n * n]);
+    // (O C, 9) @ (9, n n) -> (O, C, p, q) -> (O, p, C, q)
+    let m = weight
+        .reshape([o * c, 9])
+        .matmul(t)
+        .reshape([o, c, n, n])
+        .swap_dims(1, 2)
+        .reshape([o * n, c * n]);
+    x.reshape([b, c * n])
+        .matmul(m.transpose())
+        .reshape([b, o, h, w])
 }

@@ -190,14 +190,14 @@ fn seeded_init_follows_pytorch_defaults() {
         .all(|&x| x == 0.0));
 }
 
-/// `conv3x3_im2col` (the small-map path of every DoubleConv) computes the same convolution as a
+/// `conv3x3_dense` (the small-map path of every DoubleConv) computes the same convolution as a
 /// direct sum in f64, and autodiff gives it the same input and weight gradients as burn's
 /// `conv2d`, on square and non-square maps including the 1×1 short cut.
 #[test]
-fn im2col_convolution_equals_direct_sum_and_burn_gradients() {
+fn dense_convolution_equals_direct_sum_and_burn_gradients() {
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
-    use memdiff_model::conv3x3_im2col;
+    use memdiff_model::conv3x3_dense;
     let ad = Device::flex().autodiff();
     let (b, c, o) = (3, 5, 7);
     for (h, w) in [(1, 1), (2, 2), (3, 2), (4, 4)] {
@@ -235,7 +235,7 @@ fn im2col_convolution_equals_direct_sum_and_burn_gradients() {
         let xt = || Tensor::<4>::from_data(TensorData::new(xs.clone(), [b, c, h, w]), &ad);
         let wt = || Tensor::<4>::from_data(TensorData::new(ws.clone(), [o, c, 3, 3]), &ad);
         let (x1, w1) = (xt().require_grad(), wt().require_grad());
-        let y1 = conv3x3_im2col(x1.clone(), w1.clone());
+        let y1 = conv3x3_dense(x1.clone(), w1.clone());
         assert_eq!(y1.dims(), [b, o, h, w]);
         let got = values(y1.clone().inner());
         for (g, e) in got.iter().zip(&want) {
