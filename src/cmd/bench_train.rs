@@ -63,7 +63,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
         eprintln!("step seconds (timed): {}", s.join(" "));
         for (i, p) in r.phases.iter().enumerate() {
             eprintln!(
-                "step {i}: forward+loss {:.4} s, backward {:.4} s, optimizer (host copies, Adam) {:.4} s",
+                "step {i}: forward+loss {:.4} s, backward {:.4} s, optimizer (Adam + EMA; on the host for CPU backends) {:.4} s",
                 p.forward, p.backward, p.optimizer
             );
         }

@@ -4,9 +4,12 @@
 //!
 //! Every step's randomness (the epoch's batch order, each image's `t` and `eps`) is derived from
 //! `(seed, epoch)` or `(seed, step)` with ChaCha8, never from a device RNG, so a run resumed
-//! from a checkpoint draws exactly what the uninterrupted run would have drawn. Adam's moments
-//! and the EMA live on the host as plain `f32` vectors, updated in one fused pass; that makes
-//! them trivially serialisable and the update cheap on CPU.
+//! from a checkpoint draws exactly what the uninterrupted run would have drawn. On the CPU
+//! backends Adam's moments and the EMA live on the host as plain `f32` vectors, updated in one
+//! fused pass; that makes them trivially serialisable and the update cheap. On a GPU the copies
+//! to and from the host cost more than the network (57 % of a px 8 step on an H200,
+//! docs/BENCHMARKS.md), so there the same update runs as tensor ops on the device
+//! ([`DeviceAdam`]) and the host copies are made only for checkpoints.
 //!
 //! [`train_in_memory`] is the loop with no files (the sweep calls it once per simulation);
 //! [`train_run`] adds the output folder: `metrics.csv`, checkpoints, resume.
@@ -442,6 +445,146 @@ impl HostAdam {
     }
 }
 
+/// Adam + EMA as tensor ops on the training device, the same update as [`HostAdam`] (up to the
+/// order of float operations): weights, moments and EMA stay on the device between steps.
+#[derive(Debug, Clone)]
+struct DeviceAdam {
+    /// Weights, flattened, on the plain (non-autodiff) device.
+    p: Vec<Tensor<1>>,
+    m: Vec<Tensor<1>>,
+    v: Vec<Tensor<1>>,
+    ema: Option<Vec<Tensor<1>>>,
+}
+
+fn to_device(values: &[Vec<f32>], device: &Device) -> Vec<Tensor<1>> {
+    values
+        .iter()
+        .map(|v| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device))
+        .collect()
+}
+
+fn to_host(values: &[Tensor<1>]) -> Vec<Vec<f32>> {
+    values
+        .iter()
+        .map(|t| {
+            t.clone()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 data")
+        })
+        .collect()
+}
+
+impl DeviceAdam {
+    fn upload(
+        params: &[(Vec<usize>, Vec<f32>)],
+        adam: &HostAdam,
+        ema: Option<&Vec<Vec<f32>>>,
+        device: &Device,
+    ) -> Self {
+        let p: Vec<Vec<f32>> = params.iter().map(|(_, p)| p.clone()).collect();
+        Self {
+            p: to_device(&p, device),
+            m: to_device(&adam.m, device),
+            v: to_device(&adam.v, device),
+            ema: ema.map(|e| to_device(e, device)),
+        }
+    }
+
+    /// One update at Adam step `t` (1-based), as [`HostAdam::update`].
+    fn update(&mut self, cfg: &TrainConfig, t: u64, grads: Vec<Option<Tensor<1>>>) {
+        let (b1, b2) = (cfg.adam_beta1, cfg.adam_beta2);
+        let bc1 = 1.0 - b1.powi(t as i32);
+        let bc2 = 1.0 - b2.powi(t as i32);
+        let step_size = cfg.lr / bc1;
+        let inv_sqrt_bc2 = 1.0 / bc2.sqrt();
+        for (i, g) in grads.into_iter().enumerate() {
+            let Some(g) = g else { continue };
+            let m = self.m[i].clone().mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1);
+            let v = self.v[i].clone().mul_scalar(b2) + (g.clone() * g).mul_scalar(1.0 - b2);
+            let denom = v
+                .clone()
+                .sqrt()
+                .mul_scalar(inv_sqrt_bc2)
+                .add_scalar(cfg.adam_eps);
+            self.p[i] = self.p[i].clone() - (m.clone() / denom).mul_scalar(step_size);
+            self.m[i] = m;
+            self.v[i] = v;
+        }
+        if let (Some(ema), Some(d)) = (&mut self.ema, cfg.ema) {
+            for (e, p) in ema.iter_mut().zip(&self.p) {
+                *e = e.clone().mul_scalar(d) + p.clone().mul_scalar(1.0 - d);
+            }
+        }
+    }
+}
+
+/// Every parameter's gradient, flattened, left on the device.
+fn grads_on_device(model: &UNet, grads: &Gradients) -> Vec<Option<Tensor<1>>> {
+    struct Collect<'a> {
+        grads: &'a Gradients,
+        out: Vec<Option<Tensor<1>>>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let g = param.val().grad(self.grads).map(|g| {
+                let n = g.dims().iter().product::<usize>();
+                g.reshape([n])
+            });
+            self.out.push(g);
+        }
+    }
+    let mut c = Collect {
+        grads,
+        out: Vec::new(),
+    };
+    model.visit(&mut c);
+    c.out
+}
+
+/// Replaces every float parameter of `model` (on an autodiff device) with the flattened device
+/// tensors `values` (visiting order), keeping whether each one tracks gradients.
+fn params_from_device(model: UNet, values: &[Tensor<1>]) -> UNet {
+    struct Load<'a> {
+        values: &'a [Tensor<1>],
+        i: usize,
+    }
+    impl ModuleMapper for Load<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let v = self.values[self.i].clone();
+            self.i += 1;
+            param.map(|t| {
+                let grad = t.is_require_grad();
+                let new = Tensor::<D>::from_inner(v.reshape(t.dims()));
+                if grad {
+                    new.require_grad()
+                } else {
+                    new
+                }
+            })
+        }
+    }
+    let mut l = Load { values, i: 0 };
+    model.map(&mut l)
+}
+
+/// Whether `device` (autodiff or not) is a CPU backend, where the optimizer runs on the host.
+fn is_cpu(device: &Device) -> bool {
+    let plain = device.clone().inner();
+    #[cfg(feature = "flex")]
+    if plain == Device::flex() {
+        return true;
+    }
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    if plain == Device::ndarray() {
+        return true;
+    }
+    let _ = plain;
+    false
+}
+
 // ---------------------------------------------------------------------------------------------
 // The loop.
 
@@ -451,8 +594,11 @@ pub struct Trainer {
     /// Weights on the autodiff device.
     model: UNet,
     params: Vec<(Vec<usize>, Vec<f32>)>,
-    pub adam: HostAdam,
-    pub ema: Option<Vec<Vec<f32>>>,
+    adam: HostAdam,
+    ema: Option<Vec<Vec<f32>>>,
+    /// On GPU backends: weights, moments and EMA on the device; `params`, `adam.m`, `adam.v`
+    /// and `ema` above are then stale between [`Trainer::state`] calls (`adam.step` is kept).
+    dev_opt: Option<DeviceAdam>,
     /// Optimizer steps done.
     pub step: usize,
     sched: Schedule,
@@ -467,8 +613,8 @@ pub struct Trainer {
     pub last_times: StepTimes,
 }
 
-/// Seconds of one step by phase: forward + loss, backward, and the optimizer (gradients to the
-/// host, Adam + EMA, weights back to the device).
+/// Seconds of one step by phase: forward + loss, backward, and the optimizer (Adam + EMA; on CPU
+/// backends with the gradients copied to the host and the weights back).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct StepTimes {
     pub forward: f64,
@@ -522,6 +668,7 @@ impl Trainer {
             params,
             adam,
             ema,
+            dev_opt: None,
             step: 0,
             sched: Schedule::new(cfg.schedule, cfg.diffusion_steps)
                 .map_err(|_| setting("diffusion_steps", cfg.diffusion_steps, "need s >= 2"))?,
@@ -533,7 +680,38 @@ impl Trainer {
             losses: Vec::new(),
             val_losses: Vec::new(),
             last_times: StepTimes::default(),
-        })
+        }
+        .with_device_optimizer(!is_cpu(device)))
+    }
+
+    /// Runs Adam and the EMA as tensor ops on the device (`true`, the default off the CPU
+    /// backends) or on host vectors (`false`, the default on flex and ndarray). The two give the
+    /// same update up to float rounding.
+    pub fn with_device_optimizer(mut self, on: bool) -> Self {
+        self.sync_host();
+        self.dev_opt = on.then(|| {
+            DeviceAdam::upload(
+                &self.params,
+                &self.adam,
+                self.ema.as_ref(),
+                &self.device.clone().inner(),
+            )
+        });
+        self
+    }
+
+    /// Copies the device optimizer's weights, moments and EMA into the host vectors.
+    fn sync_host(&mut self) {
+        if let Some(d) = &self.dev_opt {
+            for ((_, p), v) in self.params.iter_mut().zip(to_host(&d.p)) {
+                *p = v;
+            }
+            self.adam.m = to_host(&d.m);
+            self.adam.v = to_host(&d.v);
+            if let Some(e) = &d.ema {
+                self.ema = Some(to_host(e));
+            }
+        }
     }
 
     /// Continues from a saved state (same config and data as when it was saved).
@@ -560,6 +738,9 @@ impl Trainer {
         tr.adam = state.adam;
         tr.ema = state.ema;
         tr.step = state.step;
+        let on = tr.dev_opt.is_some();
+        tr.dev_opt = None;
+        let mut tr = tr.with_device_optimizer(on);
         tr.losses = losses;
         tr.val_losses = val_losses;
         Ok(tr)
@@ -617,6 +798,14 @@ impl Trainer {
         }
         let grads = loss.backward();
         let t2 = Instant::now();
+        if let Some(d) = &mut self.dev_opt {
+            let g = grads_on_device(&self.model, &grads);
+            drop(grads);
+            self.adam.step += 1;
+            d.update(&self.cfg, self.adam.step, g);
+            self.model = params_from_device(self.model.clone(), &d.p);
+            return Ok(self.finish_step(value, t0, t1, t2, spe));
+        }
         let g = grads_to_host(&self.model, &grads);
         drop(grads);
         let decay = self.cfg.ema;
@@ -631,6 +820,17 @@ impl Trainer {
         );
         let values: Vec<&[f32]> = self.params.iter().map(|(_, p)| p.as_slice()).collect();
         self.model = params_from_host(self.model.clone(), &values);
+        Ok(self.finish_step(value, t0, t1, t2, spe))
+    }
+
+    fn finish_step(
+        &mut self,
+        value: f32,
+        t0: Instant,
+        t1: Instant,
+        t2: Instant,
+        spe: usize,
+    ) -> f32 {
         let t3 = Instant::now();
         self.last_times = StepTimes {
             forward: (t1 - t0).as_secs_f64(),
@@ -643,7 +843,7 @@ impl Trainer {
             let v = self.validation_loss();
             self.val_losses.push(v);
         }
-        Ok(value)
+        value
     }
 
     /// Mean MSE over the held-out images, with `t` and `eps` fixed by the seed (the same draw
@@ -683,6 +883,10 @@ impl Trainer {
 
     /// The EMA weights as an inference model, if the run keeps an EMA.
     pub fn ema_model(&self) -> Option<UNet> {
+        if let Some(d) = &self.dev_opt {
+            let e = d.ema.as_ref()?;
+            return Some(params_from_device(self.model.clone(), e).valid());
+        }
         let e = self.ema.as_ref()?;
         let e: Vec<&[f32]> = e.iter().map(Vec::as_slice).collect();
         Some(params_from_host(self.model.valid(), &e))
@@ -690,6 +894,18 @@ impl Trainer {
 
     /// What a checkpoint stores (weights, Adam moments, EMA, step).
     pub fn state(&self) -> TrainingState {
+        if let Some(d) = &self.dev_opt {
+            return TrainingState {
+                step: self.step,
+                params: to_host(&d.p),
+                adam: HostAdam {
+                    step: self.adam.step,
+                    m: to_host(&d.m),
+                    v: to_host(&d.v),
+                },
+                ema: d.ema.as_ref().map(|e| to_host(e)),
+            };
+        }
         TrainingState {
             step: self.step,
             params: self.params.iter().map(|(_, p)| p.clone()).collect(),
