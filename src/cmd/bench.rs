@@ -2,7 +2,7 @@
 //! `../shared/bench/torch_ref.py` run right before or after on the same idle machine.
 use clap::{Args, Subcommand};
 
-/// Throughput benchmarks (training step, sampling, KDE metric).
+/// Throughput benchmarks (training step, sampling, KDE metric, convolutions).
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -17,6 +17,8 @@ enum BenchWhat {
     Sample(super::bench_sample::BenchSampleArgs),
     /// The exact KDE metric on synthetic sets.
     Kde(super::bench_kde::BenchKdeArgs),
+    /// The U-Net's 3×3 convolutions, three implementations side by side.
+    Conv(super::bench_conv::BenchConvArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -24,5 +26,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Train(a) => super::bench_train::run(a),
         BenchWhat::Sample(a) => super::bench_sample::run(a),
         BenchWhat::Kde(a) => super::bench_kde::run(a),
+        BenchWhat::Conv(a) => super::bench_conv::run(a),
     }
 }

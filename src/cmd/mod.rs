@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and a `run` that calls into the crates.
 pub mod audit;
 pub mod bench;
+pub mod bench_conv;
 pub mod bench_kde;
 pub mod bench_sample;
 pub mod bench_train;

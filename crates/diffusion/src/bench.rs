@@ -4,7 +4,7 @@
 //! Adam lr 2e-4 eps 1e-8), timed step by step.
 
 use crate::train::{StepTimes, TrainConfig, TrainError, Trainer};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use memdiff_data::ImageSet;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -119,4 +119,120 @@ pub fn cpu_busy_before() -> Option<f64> {
     }
     let busy = 1.0 - (i1 - i0) as f64 / (t1 - t0) as f64;
     Some((busy * 1000.0).round() / 1000.0)
+}
+
+/// One 3×3 convolution of the U-Net timed three ways (forward, or forward + both gradients).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConvTiming {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub side: usize,
+    /// burn's `conv2d` (seconds, best of the repeats).
+    pub burn: f64,
+    /// [`memdiff_model::conv3x3_dense`]; `None` above side 4, where its `(O s², C s²)` matrix
+    /// grows as s⁴.
+    pub dense: Option<f64>,
+    /// [`memdiff_model::conv3x3_im2col`].
+    pub im2col: f64,
+    /// Largest difference of any output or gradient to burn's, relative to burn's largest value.
+    pub max_rel_err: f32,
+}
+
+/// The `(c_in, c_out, side)` of every 3×3 convolution of the U-Net at `px`, base width `b`.
+pub fn unet_convs(px: usize, b: usize) -> Vec<(usize, usize, usize)> {
+    let dc = |i, o, m, s| [(i, m, s), (m, o, s)];
+    let mut v = Vec::new();
+    v.extend(dc(1, b, b, px));
+    for (i, o, s) in [
+        (b, 2 * b, px / 2),
+        (2 * b, 4 * b, px / 4),
+        (4 * b, 4 * b, px / 8),
+    ] {
+        v.extend(dc(i, i, i, s));
+        v.extend(dc(i, o, o, s));
+    }
+    for (i, o, s) in [(8 * b, 2 * b, px / 4), (4 * b, b, px / 2), (2 * b, b, px)] {
+        v.extend(dc(i, i, i, s));
+        v.extend(dc(i, o, i / 2, s));
+    }
+    v
+}
+
+/// Times burn's `conv2d`, the dense product and im2col on every 3×3 convolution of the U-Net
+/// at `px` with batch `batch` on `device` (a plain device; wrapped with autodiff unless
+/// `forward_only`), and checks that all three agree.
+pub fn bench_conv(
+    px: usize,
+    batch: usize,
+    base: usize,
+    device: &Device,
+    forward_only: bool,
+    repeat: usize,
+) -> Vec<ConvTiming> {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::Distribution;
+    let dev = if forward_only {
+        device.clone()
+    } else {
+        device.clone().autodiff()
+    };
+    // 0: burn, 1: dense, 2: im2col. Returns the output and, with autodiff, both gradients.
+    let run = |x: &Tensor<4>, w: &Tensor<4>, how: usize| -> Vec<Tensor<4>> {
+        let conv = |x: Tensor<4>, w: Tensor<4>| match how {
+            0 => conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)),
+            1 => memdiff_model::conv3x3_dense(x, w),
+            _ => memdiff_model::conv3x3_im2col(x, w),
+        };
+        if forward_only {
+            return vec![conv(x.clone(), w.clone())];
+        }
+        let (x, w) = (x.clone().require_grad(), w.clone().require_grad());
+        let y = conv(x.clone(), w.clone());
+        // upstream gradient y: d/dy sum(y^2 / 2)
+        let g = (y.clone() * y.clone()).sum().mul_scalar(0.5).backward();
+        let gx = x.grad(&g).map(Tensor::from_inner).expect("input gradient");
+        let gw = w.grad(&g).map(Tensor::from_inner).expect("weight gradient");
+        vec![y, gx, gw]
+    };
+    let finish = |outs: Vec<Tensor<4>>| -> f32 {
+        outs.into_iter()
+            .map(|t| t.sum())
+            .reduce(|a, b| a + b)
+            .expect("one output")
+            .into_scalar::<f32>()
+    };
+    let mut rows = Vec::new();
+    for (ci, co, s) in unet_convs(px, base) {
+        let x = Tensor::<4>::random([batch, ci, s, s], Distribution::Normal(0.0, 1.0), &dev);
+        let w = Tensor::<4>::random([co, ci, 3, 3], Distribution::Normal(0.0, 0.05), &dev);
+        let ways: Vec<usize> = if s <= 4 { vec![0, 1, 2] } else { vec![0, 2] };
+        let reference = run(&x, &w, 0);
+        let mut err = 0f32;
+        for &how in &ways[1..] {
+            for (a, b) in run(&x, &w, how).into_iter().zip(&reference) {
+                let scale: f32 = b.clone().abs().max().into_scalar();
+                let d: f32 = (a - b.clone()).abs().max().into_scalar();
+                err = err.max(d / scale.max(1e-30));
+            }
+        }
+        let mut best = [f64::MAX; 3];
+        for _ in 0..repeat {
+            for &how in &ways {
+                let t0 = Instant::now();
+                finish(run(&x, &w, how));
+                best[how] = best[how].min(t0.elapsed().as_secs_f64());
+            }
+        }
+        rows.push(ConvTiming {
+            c_in: ci,
+            c_out: co,
+            side: s,
+            burn: best[0],
+            dense: (s <= 4).then_some(best[1]),
+            im2col: best[2],
+            max_rel_err: err,
+        });
+    }
+    rows
 }

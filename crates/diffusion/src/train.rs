@@ -569,22 +569,6 @@ fn params_from_device(model: UNet, values: &[Tensor<1>]) -> UNet {
     model.map(&mut l)
 }
 
-/// Whether `device` (autodiff or not) is a CPU backend, where the optimizer runs on the host.
-fn is_cpu(device: &Device) -> bool {
-    let plain = device.clone().inner();
-    #[cfg(feature = "flex")]
-    if plain == Device::flex() {
-        return true;
-    }
-    #[cfg(feature = "ndarray")]
-    #[allow(deprecated)]
-    if plain == Device::ndarray() {
-        return true;
-    }
-    let _ = plain;
-    false
-}
-
 // ---------------------------------------------------------------------------------------------
 // The loop.
 
@@ -681,7 +665,7 @@ impl Trainer {
             val_losses: Vec::new(),
             last_times: StepTimes::default(),
         }
-        .with_device_optimizer(!is_cpu(device)))
+        .with_device_optimizer(!memdiff_model::is_cpu(device)))
     }
 
     /// Runs Adam and the EMA as tensor ops on the device (`true`, the default off the CPU

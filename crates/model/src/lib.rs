@@ -30,7 +30,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod init;
 mod ops;
-pub use ops::{conv3x3_dense, upsample_matrix, DENSE_MAX_SIDE};
+pub use ops::{
+    conv3x3_dense, conv3x3_im2col, is_cpu, upsample_matrix, DENSE_MAX_SIDE, IM2COL_MIN_CHANNELS,
+    IM2COL_MIN_SIDE,
+};
 
 /// Why a U-Net cannot be built with the asked shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

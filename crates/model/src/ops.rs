@@ -2,6 +2,7 @@
 
 use burn::nn::conv::Conv2d;
 use burn::nn::GroupNorm;
+use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
 /// Upsample with two small matmuls instead of burn's `interpolate` (whose ndarray backward
@@ -65,22 +66,55 @@ pub(crate) fn group_norm1(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
     norm.forward(x)
 }
 
-/// Maps of at most this side go through [`conv3x3_dense`]; larger ones through burn's `conv2d`.
-/// Measured per layer (forward + backward, batch 128, `examples/conv_probe.rs`, docs/BENCHMARKS.md):
+/// On CPU backends, maps of at most this side go through [`conv3x3_dense`]; larger ones through
+/// burn's `conv2d`. Measured on flex per layer (forward + backward, batch 128, `memdiff bench conv`, docs/BENCHMARKS.md):
 /// on a 2×2 map the dense product is 2–9× faster than burn's `conv2d` and on a 1×1 map about 10×;
 /// from side 4 on it multiplies more zeros (s⁴ products per channel pair against at most 9 s²
-/// useful ones) than burn's convolution loses.
+/// useful ones) than burn's convolution loses. On wgpu it is no faster than `conv2d`.
 pub const DENSE_MAX_SIDE: usize = 2;
 
-/// The U-Net's 3×3 convolution (padding 1, no bias): [`conv3x3_dense`] on small maps, burn's
-/// `conv2d` on the others.
-pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    if h.max(w) <= DENSE_MAX_SIDE && conv.bias.is_none() {
-        conv3x3_dense(x, conv.weight.val())
-    } else {
-        conv.forward(x)
+/// On GPU backends, convolutions with at least this many input and output channels on maps of
+/// side ≥ [`IM2COL_MIN_SIDE`] go through [`conv3x3_im2col`]: on an H200 with wgpu it was 1.5–4×
+/// faster than burn's `conv2d` there (forward + backward, batch 128) and slower elsewhere.
+pub const IM2COL_MIN_CHANNELS: usize = 256;
+/// See [`IM2COL_MIN_CHANNELS`].
+pub const IM2COL_MIN_SIDE: usize = 8;
+
+/// Whether `device` (autodiff or not) is a CPU backend (flex or ndarray), as far as this build
+/// knows: the crate features `flex` / `ndarray` name the backends it can recognise.
+pub fn is_cpu(device: &Device) -> bool {
+    let plain = device.clone().inner();
+    #[cfg(feature = "flex")]
+    if plain == Device::flex() {
+        return true;
     }
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    if plain == Device::ndarray() {
+        return true;
+    }
+    let _ = plain;
+    false
+}
+
+/// The U-Net's 3×3 convolution (padding 1, no bias), by the implementation measured fastest for
+/// its backend and shape (`memdiff bench conv`, docs/BENCHMARKS.md): on CPU backends
+/// [`conv3x3_dense`] for maps of side ≤ [`DENSE_MAX_SIDE`]; on GPU backends [`conv3x3_im2col`]
+/// for wide layers on larger maps; burn's `conv2d` otherwise.
+pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, c, h, w] = x.dims();
+    let o = conv.weight.dims()[0];
+    let side = h.max(w);
+    if conv.bias.is_none() {
+        if is_cpu(&x.device()) {
+            if side <= DENSE_MAX_SIDE {
+                return conv3x3_dense(x, conv.weight.val());
+            }
+        } else if c.min(o) >= IM2COL_MIN_CHANNELS && h.min(w) >= IM2COL_MIN_SIDE {
+            return conv3x3_im2col(x, conv.weight.val());
+        }
+    }
+    conv.forward(x)
 }
 
 /// The `(9, (h w)²)` 0/1 matrix that places tap `k = 3 ky + kx` of a 3×3 kernel (padding 1) at
@@ -133,4 +167,33 @@ pub fn conv3x3_dense(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
     x.reshape([b, c * n])
         .matmul(m.transpose())
         .reshape([b, o, h, w])
+}
+
+/// 3×3 convolution, stride 1, padding 1, no bias, as im2col + one GEMM over the whole batch:
+/// `W (O, 9C) @ cols (9C, B·H·W)`, the patches stacked from 9 shifted slices of the padded input
+/// (channels first, so the stack is already the matrix's row-major layout). Not used by the
+/// U-Net on the CPU (flex's strided copies make it slower than `conv2d` from side 4 on;
+/// docs/BENCHMARKS.md), but on GPU backends for wide layers (see [`conv3x3`]).
+pub fn conv3x3_im2col(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [o, ci, kh, kw] = weight.dims();
+    assert!(
+        ci == c && kh == 3 && kw == 3,
+        "conv3x3_im2col: weight {:?} for input {:?}",
+        weight.dims(),
+        x.dims()
+    );
+    let xp = x
+        .permute([1, 0, 2, 3])
+        .pad((1, 1, 1, 1), PadMode::Constant(0.0));
+    let mut taps = Vec::with_capacity(9);
+    for i in 0..3 {
+        for j in 0..3 {
+            taps.push(xp.clone().slice([0..c, 0..b, i..i + h, j..j + w]));
+        }
+    }
+    let cols: Tensor<5> = Tensor::stack(taps, 1);
+    let cols = cols.reshape([c * 9, b * h * w]);
+    let y = weight.reshape([o, c * 9]).matmul(cols);
+    y.reshape([o, b, h, w]).permute([1, 0, 2, 3])
 }

@@ -190,14 +190,14 @@ fn seeded_init_follows_pytorch_defaults() {
         .all(|&x| x == 0.0));
 }
 
-/// `conv3x3_dense` (the small-map path of every DoubleConv) computes the same convolution as a
-/// direct sum in f64, and autodiff gives it the same input and weight gradients as burn's
-/// `conv2d`, on square and non-square maps including the 1×1 short cut.
+/// `conv3x3_dense` (the small-map path on CPU backends) and `conv3x3_im2col` (wide layers on
+/// GPU backends) compute the same convolution as a direct sum in f64, and autodiff gives them
+/// the same input and weight gradients as burn's `conv2d`, on square and non-square maps.
 #[test]
-fn dense_convolution_equals_direct_sum_and_burn_gradients() {
+fn dense_and_im2col_convolutions_equal_direct_sum_and_burn_gradients() {
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
-    use memdiff_model::conv3x3_dense;
+    use memdiff_model::{conv3x3_dense, conv3x3_im2col};
     let ad = Device::flex().autodiff();
     let (b, c, o) = (3, 5, 7);
     for (h, w) in [(1, 1), (2, 2), (3, 2), (4, 4)] {
@@ -234,41 +234,55 @@ fn dense_convolution_equals_direct_sum_and_burn_gradients() {
         }
         let xt = || Tensor::<4>::from_data(TensorData::new(xs.clone(), [b, c, h, w]), &ad);
         let wt = || Tensor::<4>::from_data(TensorData::new(ws.clone(), [o, c, 3, 3]), &ad);
-        let (x1, w1) = (xt().require_grad(), wt().require_grad());
-        let y1 = conv3x3_dense(x1.clone(), w1.clone());
-        assert_eq!(y1.dims(), [b, o, h, w]);
-        let got = values(y1.clone().inner());
-        for (g, e) in got.iter().zip(&want) {
-            assert!((*g as f64 - e).abs() < 1e-5, "{h}x{w}: {g} vs {e}");
-        }
-        let (x0, w0) = (xt().require_grad(), wt().require_grad());
-        let y0 = conv2d(
-            x0.clone(),
-            w0.clone(),
-            None,
-            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
-        );
-        // upstream gradient: d/dy sum(y^2 / 2) = y
-        let g1 = (y1.clone() * y1).sum().mul_scalar(0.5).backward();
-        let g0 = (y0.clone() * y0).sum().mul_scalar(0.5).backward();
-        for (a, e, what) in [
-            (
-                values(x1.grad(&g1).unwrap()),
-                values(x0.grad(&g0).unwrap()),
-                "dx",
-            ),
-            (
-                values(w1.grad(&g1).unwrap()),
-                values(w0.grad(&g0).unwrap()),
-                "dw",
-            ),
-        ] {
-            assert_eq!(a.len(), e.len());
-            let scale = e.iter().fold(0f32, |m, v| m.max(v.abs()));
-            assert!(scale > 0.1, "{what} {h}x{w}: gradient vanished");
-            for (p, q) in a.iter().zip(&e) {
-                assert!((p - q).abs() <= 1e-5 * scale, "{what} {h}x{w}: {p} vs {q}");
+        for conv in [conv3x3_dense, conv3x3_im2col] {
+            let (x1, w1) = (xt().require_grad(), wt().require_grad());
+            let y1 = conv(x1.clone(), w1.clone());
+            assert_eq!(y1.dims(), [b, o, h, w]);
+            let got = values(y1.clone().inner());
+            for (g, e) in got.iter().zip(&want) {
+                assert!((*g as f64 - e).abs() < 1e-5, "{h}x{w}: {g} vs {e}");
+            }
+            let (x0, w0) = (xt().require_grad(), wt().require_grad());
+            let y0 = conv2d(
+                x0.clone(),
+                w0.clone(),
+                None,
+                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+            );
+            // upstream gradient: d/dy sum(y^2 / 2) = y
+            let g1 = (y1.clone() * y1).sum().mul_scalar(0.5).backward();
+            let g0 = (y0.clone() * y0).sum().mul_scalar(0.5).backward();
+            for (a, e, what) in [
+                (
+                    values(x1.grad(&g1).unwrap()),
+                    values(x0.grad(&g0).unwrap()),
+                    "dx",
+                ),
+                (
+                    values(w1.grad(&g1).unwrap()),
+                    values(w0.grad(&g0).unwrap()),
+                    "dw",
+                ),
+            ] {
+                assert_eq!(a.len(), e.len());
+                let scale = e.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(scale > 0.1, "{what} {h}x{w}: gradient vanished");
+                for (p, q) in a.iter().zip(&e) {
+                    assert!((p - q).abs() <= 1e-5 * scale, "{what} {h}x{w}: {p} vs {q}");
+                }
             }
         }
     }
+}
+
+/// flex, plain or under autodiff, is recognised as a CPU backend: that picks the dense small-map
+/// convolutions here and the host optimizer in training (off the CPU both change).
+#[test]
+#[cfg_attr(
+    not(feature = "flex"),
+    ignore = "needs the crate feature `flex` (on in the workspace build)"
+)]
+fn flex_is_recognised_as_a_cpu_backend() {
+    assert!(memdiff_model::is_cpu(&Device::flex()));
+    assert!(memdiff_model::is_cpu(&Device::flex().autodiff()));
 }
