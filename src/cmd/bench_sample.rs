@@ -40,32 +40,6 @@ pub struct BenchSampleArgs {
     pub device: String,
 }
 
-/// Fraction of all cores busy (any process) over a 0.5 s wait, from /proc/stat (None elsewhere);
-/// the same figure as torch_ref.py's `cpu_busy_before`.
-pub fn cpu_busy_before() -> Option<f64> {
-    fn read() -> Option<(u64, u64)> {
-        let text = std::fs::read_to_string("/proc/stat").ok()?;
-        let line = text.lines().next()?;
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if v.len() < 5 {
-            return None;
-        }
-        Some((v.iter().sum(), v[3] + v[4]))
-    }
-    let (t0, i0) = read()?;
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let (t1, i1) = read()?;
-    if t1 <= t0 {
-        return None;
-    }
-    Some(((1.0 - (i1 - i0) as f64 / (t1 - t0) as f64) * 1000.0).round() / 1000.0)
-}
-
 pub fn run(a: BenchSampleArgs) -> anyhow::Result<()> {
     if a.n == 0 || a.repeat == 0 {
         anyhow::bail!("--n and --repeat must be at least 1");
@@ -81,7 +55,7 @@ pub fn run(a: BenchSampleArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     sample::plan(&schedule, &opts)?;
-    let busy = cpu_busy_before();
+    let busy = memdiff_diffusion::bench::cpu_busy_before();
     // Untimed warm-up: one forward pass at the sampling batch size.
     let warm = sample::UNetEps {
         model: &model,
