@@ -31,7 +31,8 @@ pub struct BenchConvArgs {
 }
 
 pub fn run(a: BenchConvArgs) -> anyhow::Result<()> {
-    if a.px == 0 || a.px % 8 != 0 || a.batch == 0 || a.repeat == 0 || a.base_channels == 0 {
+    if a.px == 0 || !a.px.is_multiple_of(8) || a.batch == 0 || a.repeat == 0 || a.base_channels == 0
+    {
         anyhow::bail!(
             "--px must be a multiple of 8; --batch, --repeat, --base-channels at least 1"
         );
