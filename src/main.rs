@@ -35,7 +35,7 @@ enum Command {
     Data(cmd::data::DataArgs),
     /// Memorization metric E_TG, E_OG, Δ for sets of images or a checkpoint; summaries of results.
     #[command(
-        after_help = "Examples:\n  memdiff eval --original O.npy --train T.npy --generated G.npy --nn\n  memdiff eval --original O.npy --train T.npy --generator oracle --json\n  memdiff eval --checkpoint checkpoints/g1 --generate 10 --nn\n  memdiff eval summarize out/sweeps/quick/results.csv"
+        after_help = "Examples:\n  memdiff eval --original O.npy --train T.npy --generated G.npy --nn\n  memdiff eval --original O.npy --train T.npy --generator oracle --json\n  memdiff eval --checkpoint checkpoints/g1 --generate 10 --nn\n  memdiff eval --checkpoint checkpoints/g1 --generate 100 --sampler ddim --sampling-steps 50\n  memdiff eval summarize out/sweeps/quick/results.csv"
     )]
     Eval(cmd::eval::EvalArgs),
     /// Train a DDPM U-Net.

@@ -303,4 +303,45 @@ fn eval_checkpoint_audits_against_the_rebuilt_training_set() {
         bad.to_str().unwrap(),
     ]);
     assert!(e.contains("original"), "{e}");
+    // The sampler options reach the audit: 5 DDIM steps of the 10 trained.
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--generate",
+        "2",
+        "--sampler",
+        "ddim",
+        "--sampling-steps",
+        "5",
+        "--eta",
+        "0.5",
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["sampler"], "ddim", "{j}");
+    assert_eq!(j["network_steps"], 5, "{j}");
+    // ... and are refused without a checkpoint, and when out of range.
+    let e = err(&[
+        "eval",
+        "--original",
+        "o.npy",
+        "--train",
+        "t.npy",
+        "--generated",
+        "g.npy",
+        "--sampler",
+        "ddim",
+    ]);
+    assert!(e.contains("--checkpoint"), "{e}");
+    let e = err(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--sampler",
+        "ddim",
+        "--eta",
+        "2",
+    ]);
+    assert!(e.contains("eta"), "{e}");
 }

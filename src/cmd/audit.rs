@@ -507,6 +507,16 @@ pub fn run(args: &super::eval::EvalArgs) -> anyhow::Result<()> {
     if let Some(b) = args.batch {
         a.sample.batch = b;
     }
+    if let Some(x) = args.sampler {
+        a.sample.sampler = x;
+    }
+    a.sample.sampling_steps = args.sampling_steps.or(a.sample.sampling_steps);
+    if let Some(x) = args.spacing {
+        a.sample.spacing = x;
+    }
+    if let Some(x) = args.eta {
+        a.sample.eta = x;
+    }
     a.kde = super::eval::kde_options(&args.bandwidth, args.paper_scale, args.min_std)?;
     a.dequantize = if args.no_dequantize {
         "none".into()

@@ -87,8 +87,20 @@ pub struct EvalArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// With --checkpoint: sampling batch size.
-    #[arg(long)]
+    #[arg(long, requires = "checkpoint")]
     pub batch: Option<usize>,
+    /// With --checkpoint: ddpm (ancestral, all s steps; the default) or ddim.
+    #[arg(long, requires = "checkpoint")]
+    pub sampler: Option<memdiff_diffusion::sample::Sampler>,
+    /// With --checkpoint: DDIM steps K (1..=s; default s).
+    #[arg(long, requires = "checkpoint")]
+    pub sampling_steps: Option<usize>,
+    /// With --checkpoint: DDIM timestep spacing, trailing (default), leading or linspace.
+    #[arg(long, requires = "checkpoint")]
+    pub spacing: Option<memdiff_diffusion::sample::TimestepSpacing>,
+    /// With --checkpoint: DDIM eta in [0, 1] (default 0, deterministic).
+    #[arg(long, requires = "checkpoint")]
+    pub eta: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
