@@ -321,8 +321,9 @@ fn eval_checkpoint_audits_against_the_rebuilt_training_set() {
     let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(j["sampler"], "ddim", "{j}");
     assert_eq!(j["network_steps"], 5, "{j}");
-    // ... and are refused without a checkpoint, and when out of range.
-    let e = err(&[
+    // ... and are refused without a checkpoint (a usage error: clap's exit status 2), and when
+    // out of range.
+    let out = common::memdiff(&[
         "eval",
         "--original",
         "o.npy",
@@ -333,6 +334,8 @@ fn eval_checkpoint_audits_against_the_rebuilt_training_set() {
         "--sampler",
         "ddim",
     ]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
     assert!(e.contains("--checkpoint"), "{e}");
     let e = err(&[
         "eval",
