@@ -56,9 +56,9 @@ enum Command {
         after_help = "Example:\n  memdiff export --checkpoint checkpoints/g1 --out model.safetensors"
     )]
     Export(cmd::export::ExportArgs),
-    /// Throughput benchmarks (training step, sampling, KDE).
+    /// Throughput benchmarks (training step, sampling, KDE, convolutions).
     #[command(
-        after_help = "Examples:\n  memdiff bench train --px 8 --batch 128 --base-channels 64 --steps 5 --warmup 1\n  memdiff bench sample --px 16 --n 10 --steps 100\n  memdiff bench kde --n-original 100000 --n-train 10000 --g 10 --d 256"
+        after_help = "Examples:\n  memdiff bench train --px 8 --batch 128 --base-channels 64 --steps 5 --warmup 1\n  memdiff bench sample --px 16 --n 10 --steps 100\n  memdiff bench kde --n-original 100000 --n-train 10000 --g 10 --d 256\n  memdiff bench conv --px 8 --batch 128 --device wgpu"
     )]
     Bench(cmd::bench::BenchArgs),
     /// Sweep over n, s, C and simulations (resumable, shardable).
