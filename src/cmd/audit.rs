@@ -13,9 +13,9 @@
 
 use anyhow::{bail, Context};
 use memdiff_data::{gmm::GmmSpec, quantize, recipe::DataRecipe, ImageSet};
-use memdiff_diffusion::backend::{self, DeviceKind};
-use memdiff_diffusion::checkpoint::{self, CheckpointMeta};
-use memdiff_diffusion::sample::{self, SampleOptions, Schedule};
+use memdiff_diffusion::backend;
+use memdiff_diffusion::checkpoint::CheckpointMeta;
+use memdiff_diffusion::sample::{self, SampleOptions};
 use memdiff_metrics::kde::{self, KdeOptions, KdeResult};
 use memdiff_metrics::nn::{self, Neighbour, NnSummary};
 use serde::Serialize;
@@ -293,12 +293,9 @@ pub fn audit(
         .clone()
         .unwrap_or_else(|| a.checkpoint.join("audit.png"));
     super::sample::check_out_dir("--png", &png)?;
-    let kind: DeviceKind = a.device.parse().context("--device")?;
-    let device = backend::device(kind).context("--device")?;
-    let (model, meta) = checkpoint::load(&a.checkpoint, &device, a.ema)
-        .with_context(|| format!("loading --checkpoint {}", a.checkpoint.display()))?;
-    let schedule = Schedule::new(meta.train.schedule, meta.train.diffusion_steps)
-        .with_context(|| format!("the schedule of {}", a.checkpoint.display()))?;
+    let ck = super::sample::open_checkpoint(&a.checkpoint, &a.device, a.ema)?;
+    let (kind, device, model, meta, schedule) =
+        (ck.kind, ck.device, ck.model, ck.meta, ck.schedule);
     let opts = SampleOptions {
         indexing: meta.train.indexing,
         ..a.sample.clone()

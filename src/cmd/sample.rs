@@ -113,6 +113,33 @@ pub fn check_out_dir(flag: &str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A checkpoint opened for sampling: the backend, the network (EMA weights if asked), its
+/// metadata and its noise schedule.
+pub struct OpenCheckpoint {
+    pub kind: DeviceKind,
+    pub device: backend::Device,
+    pub model: memdiff_model::UNet,
+    pub meta: checkpoint::CheckpointMeta,
+    pub schedule: Schedule,
+}
+
+/// Opens `--checkpoint DIR` on `--device` (shared by `sample` and `eval --checkpoint`).
+pub fn open_checkpoint(dir: &Path, device: &str, ema: bool) -> anyhow::Result<OpenCheckpoint> {
+    let kind: DeviceKind = device.parse().context("--device")?;
+    let device = backend::device(kind).context("--device")?;
+    let (model, meta) = checkpoint::load(dir, &device, ema)
+        .with_context(|| format!("loading --checkpoint {}", dir.display()))?;
+    let schedule = Schedule::new(meta.train.schedule, meta.train.diffusion_steps)
+        .with_context(|| format!("the schedule of {}", dir.display()))?;
+    Ok(OpenCheckpoint {
+        kind,
+        device,
+        model,
+        meta,
+        schedule,
+    })
+}
+
 pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     if a.n == 0 {
         bail!("--n 0: ask for at least one image");
@@ -121,12 +148,9 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.png {
         check_out_dir("--png", p)?;
     }
-    let kind: DeviceKind = a.device.parse().context("--device")?;
-    let device = backend::device(kind).context("--device")?;
-    let (model, meta) = checkpoint::load(&a.checkpoint, &device, a.ema)
-        .with_context(|| format!("loading --checkpoint {}", a.checkpoint.display()))?;
-    let schedule = Schedule::new(meta.train.schedule, meta.train.diffusion_steps)
-        .with_context(|| format!("the schedule of {}", a.checkpoint.display()))?;
+    let ck = open_checkpoint(&a.checkpoint, &a.device, a.ema)?;
+    let (kind, device, model, meta, schedule) =
+        (ck.kind, ck.device, ck.model, ck.meta, ck.schedule);
     let opts = SampleOptions {
         sampler: a.sampler,
         sampling_steps: a.sampling_steps,

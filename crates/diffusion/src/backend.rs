@@ -2,7 +2,7 @@
 //! default; `wgpu`, `cuda` and `ndarray` exist when the binary was built with the cargo feature of
 //! the same name.
 
-use burn::tensor::Device;
+pub use burn::tensor::Device;
 use std::fmt;
 use std::str::FromStr;
 

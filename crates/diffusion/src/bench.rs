@@ -138,26 +138,6 @@ pub struct ConvTiming {
     pub max_rel_err: f32,
 }
 
-/// The `(c_in, c_out, side)` of every 3×3 convolution of the U-Net at `px`, base width `b`.
-pub fn unet_convs(px: usize, b: usize) -> Vec<(usize, usize, usize)> {
-    let dc = |i, o, m, s| [(i, m, s), (m, o, s)];
-    let mut v = Vec::new();
-    v.extend(dc(1, b, b, px));
-    for (i, o, s) in [
-        (b, 2 * b, px / 2),
-        (2 * b, 4 * b, px / 4),
-        (4 * b, 4 * b, px / 8),
-    ] {
-        v.extend(dc(i, i, i, s));
-        v.extend(dc(i, o, o, s));
-    }
-    for (i, o, s) in [(8 * b, 2 * b, px / 4), (4 * b, b, px / 2), (2 * b, b, px)] {
-        v.extend(dc(i, i, i, s));
-        v.extend(dc(i, o, i / 2, s));
-    }
-    v
-}
-
 /// Times burn's `conv2d`, the dense product and im2col on every 3×3 convolution of the U-Net
 /// at `px` with batch `batch` on `device` (a plain device; wrapped with autodiff unless
 /// `forward_only`), and checks that all three agree.
@@ -203,7 +183,7 @@ pub fn bench_conv(
             .into_scalar::<f32>()
     };
     let mut rows = Vec::new();
-    for (ci, co, s) in unet_convs(px, base) {
+    for (ci, co, s) in memdiff_model::conv3x3_shapes(&memdiff_model::UNetConfig::new(px, 1, base)) {
         let x = Tensor::<4>::random([batch, ci, s, s], Distribution::Normal(0.0, 1.0), &dev);
         let w = Tensor::<4>::random([co, ci, 3, 3], Distribution::Normal(0.0, 0.05), &dev);
         let ways: Vec<usize> = if s <= 4 { vec![0, 1, 2] } else { vec![0, 2] };

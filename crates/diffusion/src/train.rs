@@ -324,22 +324,26 @@ pub fn params_to_host(model: &UNet) -> Vec<(Vec<usize>, Vec<f32>)> {
     c.0
 }
 
-/// Replaces every float parameter of `model` with `values` (visiting order; shapes checked by
-/// the caller), keeping whether each one tracks gradients.
-pub fn params_from_host(model: UNet, values: &[&[f32]]) -> UNet {
+/// Replaces every float parameter of `model` (visiting order) with `value(i, plain_device)`, a
+/// flat tensor reshaped to the parameter's shape, keeping whether each one tracks gradients.
+fn map_params(model: UNet, value: &mut dyn FnMut(usize, &Device) -> Tensor<1>) -> UNet {
     struct Load<'a> {
-        values: &'a [&'a [f32]],
+        value: &'a mut dyn FnMut(usize, &Device) -> Tensor<1>,
         i: usize,
     }
     impl ModuleMapper for Load<'_> {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let v = &self.values[self.i];
+            let i = self.i;
             self.i += 1;
             param.map(|t| {
                 let grad = t.is_require_grad();
-                let shape = t.dims();
                 let device = t.device();
-                let new = Tensor::<D>::from_data(TensorData::new(v.to_vec(), shape), &device);
+                let v = (self.value)(i, &device.clone().inner()).reshape(t.dims());
+                let new = if device.is_autodiff() {
+                    Tensor::<D>::from_inner(v)
+                } else {
+                    v
+                };
                 if grad {
                     new.require_grad()
                 } else {
@@ -348,8 +352,16 @@ pub fn params_from_host(model: UNet, values: &[&[f32]]) -> UNet {
             })
         }
     }
-    let mut l = Load { values, i: 0 };
-    model.map(&mut l)
+    model.map(&mut Load { value, i: 0 })
+}
+
+/// Replaces every float parameter of `model` with `values` (visiting order; shapes checked by
+/// the caller), keeping whether each one tracks gradients.
+pub fn params_from_host(model: UNet, values: &[&[f32]]) -> UNet {
+    map_params(model, &mut |i, device| {
+        let v = values[i];
+        Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+    })
 }
 
 fn grads_to_host(model: &UNet, grads: &Gradients) -> Vec<Option<Vec<f32>>> {
@@ -456,10 +468,10 @@ struct DeviceAdam {
     ema: Option<Vec<Tensor<1>>>,
 }
 
-fn to_device(values: &[Vec<f32>], device: &Device) -> Vec<Tensor<1>> {
+fn to_device<'a>(values: impl IntoIterator<Item = &'a [f32]>, device: &Device) -> Vec<Tensor<1>> {
     values
-        .iter()
-        .map(|v| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device))
+        .into_iter()
+        .map(|v| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device))
         .collect()
 }
 
@@ -483,12 +495,11 @@ impl DeviceAdam {
         ema: Option<&Vec<Vec<f32>>>,
         device: &Device,
     ) -> Self {
-        let p: Vec<Vec<f32>> = params.iter().map(|(_, p)| p.clone()).collect();
         Self {
-            p: to_device(&p, device),
-            m: to_device(&adam.m, device),
-            v: to_device(&adam.v, device),
-            ema: ema.map(|e| to_device(e, device)),
+            p: to_device(params.iter().map(|(_, p)| p.as_slice()), device),
+            m: to_device(adam.m.iter().map(Vec::as_slice), device),
+            v: to_device(adam.v.iter().map(Vec::as_slice), device),
+            ema: ema.map(|e| to_device(e.iter().map(Vec::as_slice), device)),
         }
     }
 
@@ -543,30 +554,10 @@ fn grads_on_device(model: &UNet, grads: &Gradients) -> Vec<Option<Tensor<1>>> {
     c.out
 }
 
-/// Replaces every float parameter of `model` (on an autodiff device) with the flattened device
-/// tensors `values` (visiting order), keeping whether each one tracks gradients.
+/// Replaces every float parameter of `model` with the flattened device tensors `values`
+/// (visiting order), keeping whether each one tracks gradients.
 fn params_from_device(model: UNet, values: &[Tensor<1>]) -> UNet {
-    struct Load<'a> {
-        values: &'a [Tensor<1>],
-        i: usize,
-    }
-    impl ModuleMapper for Load<'_> {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let v = self.values[self.i].clone();
-            self.i += 1;
-            param.map(|t| {
-                let grad = t.is_require_grad();
-                let new = Tensor::<D>::from_inner(v.reshape(t.dims()));
-                if grad {
-                    new.require_grad()
-                } else {
-                    new
-                }
-            })
-        }
-    }
-    let mut l = Load { values, i: 0 };
-    model.map(&mut l)
+    map_params(model, &mut |i, _| values[i].clone())
 }
 
 // ---------------------------------------------------------------------------------------------

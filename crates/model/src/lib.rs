@@ -384,26 +384,43 @@ impl UNet {
     }
 }
 
+/// `(c_in, c_out, side)` of every 3×3 convolution of the U-Net of `cfg`, in forward order
+/// (each DoubleConv gives two; each is followed by a GroupNorm(1, c_out)).
+pub fn conv3x3_shapes(cfg: &UNetConfig) -> Vec<(usize, usize, usize)> {
+    let (b, c, p) = (cfg.base_channels, cfg.channels, cfg.px);
+    // DoubleConv(i, o, m) on an s x s map
+    let dc = |i, o, m, s| [(i, m, s), (m, o, s)];
+    let mut v = Vec::new();
+    v.extend(dc(c, b, b, p));
+    // Down(i, o): DoubleConv(i, i, i), DoubleConv(i, o, o)
+    for (i, o, s) in [
+        (b, 2 * b, p / 2),
+        (2 * b, 4 * b, p / 4),
+        (4 * b, 4 * b, p / 8),
+    ] {
+        v.extend(dc(i, i, i, s));
+        v.extend(dc(i, o, o, s));
+    }
+    // Up(i, o): DoubleConv(i, i, i), DoubleConv(i, o, i / 2)
+    for (i, o, s) in [(8 * b, 2 * b, p / 4), (4 * b, b, p / 2), (2 * b, b, p)] {
+        v.extend(dc(i, i, i, s));
+        v.extend(dc(i, o, i / 2, s));
+    }
+    v
+}
+
 /// Trainable parameters of the U-Net of `cfg`, counted from the architecture (no tensors are
 /// built): 12,919,041 for `b = 64`, one channel, any `px`.
 pub fn param_count(cfg: &UNetConfig) -> u64 {
     let b = cfg.base_channels as u64;
     let c = cfg.channels as u64;
-    let dc = |i: u64, o: u64, m: u64| 9 * i * m + 2 * m + 9 * m * o + 2 * o;
-    let down = |i: u64, o: u64| dc(i, i, i) + dc(i, o, o);
-    let up = |i: u64, o: u64| dc(i, i, i) + dc(i, o, i / 2);
+    // each 3x3 convolution (no bias) and its GroupNorm's gamma and beta
+    let convs: u64 = conv3x3_shapes(cfg)
+        .iter()
+        .map(|&(i, o, _)| 9 * i as u64 * o as u64 + 2 * o as u64)
+        .sum();
     let sa = |h: u64| 2 * h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + 2 * (h * h + h);
-    dc(c, b, b)
-        + down(b, 2 * b)
-        + down(2 * b, 4 * b)
-        + sa(4 * b)
-        + down(4 * b, 4 * b)
-        + sa(4 * b)
-        + up(8 * b, 2 * b)
-        + sa(2 * b)
-        + up(4 * b, b)
-        + up(2 * b, b)
-        + (b * c + c)
+    convs + 2 * sa(4 * b) + sa(2 * b) + (b * c + c)
 }
 
 /// Estimated multiply-adds of one forward pass for one image: convolutions, linear layers and
@@ -413,25 +430,15 @@ pub fn macs_per_image(cfg: &UNetConfig) -> u64 {
     let b = cfg.base_channels as u64;
     let c = cfg.channels as u64;
     let p = cfg.px as u64;
-    // DoubleConv(i, o, m) on an s x s map
-    let dc = |i: u64, o: u64, m: u64, s: u64| 9 * (i * m + m * o) * s * s;
-    let down = |i: u64, o: u64, s: u64| dc(i, i, i, s) + dc(i, o, o, s);
-    let up = |i: u64, o: u64, s: u64| dc(i, i, i, s) + dc(i, o, i / 2, s);
+    let convs: u64 = conv3x3_shapes(cfg)
+        .iter()
+        .map(|&(i, o, s)| 9 * i as u64 * o as u64 * (s * s) as u64)
+        .sum();
     // attention on L = s^2 tokens of width h: in_proj 3h^2 L, scores and context 2 L^2 h,
     // out_proj h^2 L, feed-forward 2 h^2 L.
     let sa = |h: u64, s: u64| {
         let l = s * s;
         6 * h * h * l + 2 * l * l * h
     };
-    dc(c, b, b, p)
-        + down(b, 2 * b, p / 2)
-        + down(2 * b, 4 * b, p / 4)
-        + sa(4 * b, p / 4)
-        + down(4 * b, 4 * b, p / 8)
-        + sa(4 * b, p / 8)
-        + up(8 * b, 2 * b, p / 4)
-        + sa(2 * b, p / 4)
-        + up(4 * b, b, p / 2)
-        + up(2 * b, b, p)
-        + b * c * p * p
+    convs + sa(4 * b, p / 4) + sa(4 * b, p / 8) + sa(2 * b, p / 4) + b * c * p * p
 }

@@ -117,6 +117,19 @@ pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     conv.forward(x)
 }
 
+/// `(x dims, output channels)` of a 3×3 convolution of `x` by `weight`; panics (naming `what`)
+/// when the weight is not `(O, C, 3, 3)` for an input of `C` channels.
+fn conv3x3_dims(what: &str, x: &Tensor<4>, weight: &Tensor<4>) -> ([usize; 4], usize) {
+    let xd = x.dims();
+    let [o, ci, kh, kw] = weight.dims();
+    assert!(
+        ci == xd[1] && kh == 3 && kw == 3,
+        "{what}: weight {:?} for input {xd:?}",
+        weight.dims()
+    );
+    (xd, o)
+}
+
 /// The `(9, (h w)²)` 0/1 matrix that places tap `k = 3 ky + kx` of a 3×3 kernel (padding 1) at
 /// `(p, q)`, output pixel `p` reading input pixel `q`, column `p · h w + q`.
 fn tap_matrix(h: usize, w: usize) -> Vec<f32> {
@@ -147,14 +160,7 @@ fn tap_matrix(h: usize, w: usize) -> Vec<f32> {
 /// side 2 every window covers the whole map, so `M` holds exactly the useful products. The same
 /// sums as a direct convolution; only the order of float additions differs.
 pub fn conv3x3_dense(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let [o, ci, kh, kw] = weight.dims();
-    assert!(
-        ci == c && kh == 3 && kw == 3,
-        "conv3x3_dense: weight {:?} for input {:?}",
-        weight.dims(),
-        x.dims()
-    );
+    let ([b, c, h, w], o) = conv3x3_dims("conv3x3_dense", &x, &weight);
     let n = h * w;
     let t = Tensor::<1>::from_floats(tap_matrix(h, w).as_slice(), &x.device()).reshape([9, n * n]);
     // (O C, 9) @ (9, n n) -> (O, C, p, q) -> (O, p, C, q)
@@ -175,14 +181,7 @@ pub fn conv3x3_dense(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
 /// U-Net on the CPU (flex's strided copies make it slower than `conv2d` from side 4 on;
 /// docs/BENCHMARKS.md), but on GPU backends for wide layers (see [`conv3x3`]).
 pub fn conv3x3_im2col(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let [o, ci, kh, kw] = weight.dims();
-    assert!(
-        ci == c && kh == 3 && kw == 3,
-        "conv3x3_im2col: weight {:?} for input {:?}",
-        weight.dims(),
-        x.dims()
-    );
+    let ([b, c, h, w], o) = conv3x3_dims("conv3x3_im2col", &x, &weight);
     let xp = x
         .permute([1, 0, 2, 3])
         .pad((1, 1, 1, 1), PadMode::Constant(0.0));
