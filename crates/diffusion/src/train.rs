@@ -365,27 +365,10 @@ pub fn params_from_host(model: UNet, values: &[&[f32]]) -> UNet {
 }
 
 fn grads_to_host(model: &UNet, grads: &Gradients) -> Vec<Option<Vec<f32>>> {
-    struct Collect<'a> {
-        grads: &'a Gradients,
-        out: Vec<Option<Vec<f32>>>,
-    }
-    impl ModuleVisitor for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let g = param.val().grad(self.grads).map(|g| {
-                g.into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .expect("f32 gradient data")
-            });
-            self.out.push(g);
-        }
-    }
-    let mut c = Collect {
-        grads,
-        out: Vec::new(),
-    };
-    model.visit(&mut c);
-    c.out
+    grads_on_device(model, grads)
+        .into_iter()
+        .map(|g| g.map(|t| tensor_to_host(&t)))
+        .collect()
 }
 
 /// Adam (PyTorch semantics: `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`) and
@@ -475,17 +458,16 @@ fn to_device<'a>(values: impl IntoIterator<Item = &'a [f32]>, device: &Device) -
         .collect()
 }
 
+fn tensor_to_host(t: &Tensor<1>) -> Vec<f32> {
+    t.clone()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data")
+}
+
 fn to_host(values: &[Tensor<1>]) -> Vec<Vec<f32>> {
-    values
-        .iter()
-        .map(|t| {
-            t.clone()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 data")
-        })
-        .collect()
+    values.iter().map(tensor_to_host).collect()
 }
 
 impl DeviceAdam {
