@@ -22,17 +22,20 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::nn::{GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::module::{interpolate, max_pool2d};
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub mod fastmath;
+#[cfg(feature = "flex")]
+pub mod host;
 pub mod init;
 mod ops;
 pub use ops::{
-    conv3x3_dense, conv3x3_im2col, is_cpu, upsample_matrix, DENSE_MAX_SIDE, IM2COL_MIN_CHANNELS,
-    IM2COL_MIN_SIDE,
+    conv3x3_dense, conv3x3_im2col, gelu, is_cpu, upsample_matrix, DENSE_MAX_SIDE,
+    IM2COL_MIN_CHANNELS, IM2COL_MIN_SIDE,
 };
 
 /// Why a U-Net cannot be built with the asked shape.

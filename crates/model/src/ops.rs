@@ -61,6 +61,15 @@ pub(crate) fn upsample2x_matmul(x: Tensor<4>) -> Tensor<4> {
         .reshape([b, c, 2 * h, 2 * w])
 }
 
+/// Exact GELU (PyTorch's default, `0.5 x (1 + erf(x / √2))`): on flex by our vectorised,
+/// multi-threaded host kernel ([`crate::host`]), elsewhere by burn's `gelu`.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    return crate::host::gelu(x);
+    #[cfg(not(feature = "flex"))]
+    burn::tensor::activation::gelu(x)
+}
+
 /// GroupNorm with one group: normalise each sample over (C, H, W), then the per-channel affine.
 pub(crate) fn group_norm1(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
     norm.forward(x)

@@ -286,3 +286,55 @@ fn flex_is_recognised_as_a_cpu_backend() {
     assert!(memdiff_model::is_cpu(&Device::flex()));
     assert!(memdiff_model::is_cpu(&Device::flex().autodiff()));
 }
+
+/// The host GELU that flex uses (forward and the hand-written backward) gives burn's `gelu`
+/// values and gradients, on a non-contiguous (transposed) input, under autodiff and without.
+#[test]
+#[cfg_attr(
+    not(feature = "flex"),
+    ignore = "needs the crate feature `flex` (on in the workspace build)"
+)]
+fn host_gelu_equals_burn_gelu_and_its_gradient() {
+    let ad = Device::flex().autodiff();
+    let (r, c) = (37, 29);
+    let xs: Vec<f32> = (0..r * c)
+        .map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * 14.0)
+        .collect();
+    let x = || Tensor::<2>::from_data(TensorData::new(xs.clone(), [r, c]), &ad);
+    let up: Vec<f32> = (0..r * c).map(|i| 1.0 + (i % 5) as f32 * 0.25).collect();
+    let up = Tensor::<2>::from_data(TensorData::new(up, [c, r]), &ad);
+
+    let (x1, x0) = (x().require_grad(), x().require_grad());
+    let y1 = memdiff_model::gelu(x1.clone().transpose());
+    let y0 = burn::tensor::activation::gelu(x0.clone().transpose());
+    let g1 = (y1.clone() * up.clone()).sum().backward();
+    let g0 = (y0.clone() * up).sum().backward();
+    let (v1, v0) = (values(y1.inner()), values(y0.inner()));
+    let (d1, d0) = (values(x1.grad(&g1).unwrap()), values(x0.grad(&g0).unwrap()));
+    for i in 0..v0.len() {
+        let scale = v0[i].abs().max(1.0);
+        assert!(
+            (v1[i] - v0[i]).abs() <= 1e-6 * scale,
+            "gelu: {} vs {}",
+            v1[i],
+            v0[i]
+        );
+        assert!(
+            (d1[i] - d0[i]).abs() <= 2e-6 * scale,
+            "gelu': {} vs {}",
+            d1[i],
+            d0[i]
+        );
+    }
+    // plain flex (no autodiff): the same forward values, bit for bit
+    let plain = memdiff_model::gelu(
+        Tensor::<2>::from_data(TensorData::new(xs.clone(), [r, c]), &Device::flex()).transpose(),
+    );
+    assert_eq!(values(plain), v1);
+    // a value known in closed form: gelu(1) = Φ(1) = 0.841344746...
+    let one = memdiff_model::gelu(Tensor::<1>::from_floats([1.0f32, 0.0, -10.0], &ad));
+    let v = values(one);
+    assert!((v[0] as f64 - 0.841_344_746_068_543).abs() < 1e-7, "{}", v[0]);
+    assert_eq!(v[1], 0.0);
+    assert!(v[2].abs() < 1e-20, "{}", v[2]);
+}
