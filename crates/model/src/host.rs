@@ -8,12 +8,15 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{binary, unary, Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::TensorMetadata;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Device, Shape, Tensor, TensorData};
+use rayon::prelude::*;
 
 use crate::fastmath;
 
@@ -23,6 +26,12 @@ pub trait HostKernels: Backend {
     fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `grad · gelu'(x)`.
     fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// 3×3 convolution, stride 1, zero padding 1, no bias: `x (B, C, h, w)`, `weight (O, C, 3, 3)`.
+    fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Gradient of [`HostKernels::conv3x3`] with respect to `x`, for upstream gradient `grad`.
+    fn conv3x3_input_grad(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Gradient of [`HostKernels::conv3x3`] with respect to the weight.
+    fn conv3x3_weight_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// The f32 values of a flex tensor in row-major order (a copy only when it is not contiguous).
@@ -30,14 +39,14 @@ fn contiguous_f32(t: &FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
 
-fn f32_tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
+fn f32_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 impl HostKernels for Flex {
     fn gelu_exact(x: FlexTensor) -> FlexTensor {
         if x.dtype() != DType::F32 {
-            return <Flex as burn::backend::ops::ActivationOps<Flex>>::gelu(x);
+            return <Flex as ActivationOps<Flex>>::gelu(x);
         }
         let x = contiguous_f32(&x);
         let xs = x.as_slice::<f32>().expect("contiguous f32");
@@ -48,7 +57,7 @@ impl HostKernels for Flex {
 
     fn gelu_exact_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if x.dtype() != DType::F32 || grad.dtype() != DType::F32 {
-            return <Flex as burn::backend::ops::ActivationOps<Flex>>::gelu_backward(x, grad);
+            return <Flex as ActivationOps<Flex>>::gelu_backward(x, grad);
         }
         let x = contiguous_f32(&x);
         let g = contiguous_f32(&grad);
@@ -58,6 +67,167 @@ impl HostKernels for Flex {
         fastmath::gelu_backward_slice(xs, gs, &mut out);
         f32_tensor(out, x.shape())
     }
+
+    fn conv3x3(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        <Flex as ModuleOps<Flex>>::conv2d(x, weight, None, pad1())
+    }
+
+    fn conv3x3_input_grad(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        // dx = conv3x3(grad, W') with W'[c, o, ky, kx] = W[o, c, 2 - ky, 2 - kx]
+        let [o, c, _, _] = dims4(&weight);
+        let wt = contiguous_f32(&weight);
+        let ws = wt.as_slice::<f32>().expect("contiguous f32");
+        let mut flipped = vec![0f32; ws.len()];
+        for oi in 0..o {
+            for ci in 0..c {
+                for k in 0..9 {
+                    flipped[(ci * o + oi) * 9 + 8 - k] = ws[(oi * c + ci) * 9 + k];
+                }
+            }
+        }
+        let flipped = f32_tensor(flipped, Shape::new([c, o, 3, 3]));
+        <Flex as ModuleOps<Flex>>::conv2d(grad, flipped, None, pad1())
+    }
+
+    fn conv3x3_weight_grad(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let [b, c, h, w] = dims4(&x);
+        let o = dims4(&grad)[1];
+        let (x, g) = (contiguous_f32(&x), contiguous_f32(&grad));
+        let dw = conv3x3_weight_grad_f32(
+            x.as_slice::<f32>().expect("contiguous f32"),
+            g.as_slice::<f32>().expect("contiguous f32"),
+            [b, c, h, w],
+            o,
+            PATCH_BUDGET,
+        );
+        f32_tensor(dw, Shape::new([o, c, 3, 3]))
+    }
+}
+
+fn pad1() -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [1, 1], [1, 1], 1)
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.shape();
+    assert_eq!(s.num_dims(), 4, "expected a 4-d tensor, got {s:?}");
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// The zero-padded 3×3 patches of images `b0..b1` of `x (B, C, h, w)` as a `(9 C, (b1 - b0) h w)`
+/// row-major matrix: `cols[c·9 + ky·3 + kx][(b - b0)·hw + y·w + x] = x[b, c, y + ky - 1, x + kx - 1]`,
+/// 0 outside the image.
+fn im2col3x3(x: &[f32], [c, h, w]: [usize; 3], (b0, b1): (usize, usize), cols: &mut [f32]) {
+    let n = h * w;
+    let nb = b1 - b0;
+    cols.par_chunks_mut(nb * n)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let (ci, ky, kx) = (r / 9, r % 9 / 3, r % 3);
+            for bi in 0..nb {
+                let src = &x[((b0 + bi) * c + ci) * n..][..n];
+                let dst = &mut row[bi * n..][..n];
+                for y in 0..h {
+                    let d = &mut dst[y * w..][..w];
+                    // input row y + ky - 1
+                    if y + ky < 1 || y + ky > h {
+                        d.fill(0.0);
+                        continue;
+                    }
+                    let s = &src[(y + ky - 1) * w..][..w];
+                    match kx {
+                        0 => {
+                            d[0] = 0.0;
+                            d[1..].copy_from_slice(&s[..w - 1]);
+                        }
+                        1 => d.copy_from_slice(s),
+                        _ => {
+                            d[..w - 1].copy_from_slice(&s[1..]);
+                            d[w - 1] = 0.0;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+thread_local! {
+    /// Patch matrix and transposed gradient of [`conv3x3_weight_grad_f32`], kept between calls:
+    /// a fresh 40 MB buffer per call spent more time in page faults than in copying.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+/// Patch-matrix elements per batch chunk of [`conv3x3_weight_grad_f32`] (16 M floats, 64 MB).
+const PATCH_BUDGET: usize = 16 << 20;
+
+/// `dW[o, c, ky, kx] = Σ_{b, y, x} g[b, o, y, x] · x[b, c, y + ky - 1, x + kx - 1]` as one GEMM per
+/// batch chunk, `(O, B·hw) @ (B·hw, 9C)`, over the zero-padded patches of `x`
+/// (burn-flex computes this gradient as a convolution with `h×w` kernels, one image at a time).
+/// `budget`: patch-matrix elements per chunk (at least one image per chunk).
+fn conv3x3_weight_grad_f32(
+    x: &[f32],
+    g: &[f32],
+    [b, c, h, w]: [usize; 4],
+    o: usize,
+    budget: usize,
+) -> Vec<f32> {
+    let n = h * w;
+    assert_eq!(x.len(), b * c * n, "conv3x3_weight_grad: input size");
+    assert_eq!(g.len(), b * o * n, "conv3x3_weight_grad: gradient size");
+    let mut dw = vec![0f32; o * 9 * c];
+    if b * c * n * o == 0 {
+        return dw;
+    }
+    let chunk = (budget / (9 * c * n)).clamp(1, b.max(1));
+    SCRATCH.with_borrow_mut(|(cols, gt)| {
+        grow(cols, 9 * c * n * chunk);
+        grow(gt, o * n * chunk);
+        for b0 in (0..b).step_by(chunk) {
+            let b1 = (b0 + chunk).min(b);
+            let k = (b1 - b0) * n;
+            let cols = &mut cols[..9 * c * k];
+            im2col3x3(x, [c, h, w], (b0, b1), cols);
+            // g's images b0..b1, (nb, O, hw) -> (O, nb·hw)
+            let gt = &mut gt[..o * k];
+            gt.par_chunks_mut(k).enumerate().for_each(|(oi, row)| {
+                for bi in 0..b1 - b0 {
+                    row[bi * n..][..n].copy_from_slice(&g[((b0 + bi) * o + oi) * n..][..n]);
+                }
+            });
+            // SAFETY: dst is O x 9C (row stride 9C), lhs O x k (row stride k), rhs k x 9C read from
+            // the 9C x k patch matrix (column stride k); all three buffers have exactly these sizes.
+            unsafe {
+                gemm::gemm(
+                    o,
+                    9 * c,
+                    k,
+                    dw.as_mut_ptr(),
+                    1,
+                    (9 * c) as isize,
+                    b0 > 0,
+                    gt.as_ptr(),
+                    1,
+                    k as isize,
+                    cols.as_ptr(),
+                    k as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(0),
+                );
+            }
+        }
+    });
+    dw
 }
 
 impl<B: HostKernels, C: CheckpointStrategy> HostKernels for Autodiff<B, C> {
@@ -92,11 +262,67 @@ impl<B: HostKernels, C: CheckpointStrategy> HostKernels for Autodiff<B, C> {
     fn gelu_exact_backward(_x: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {
         unreachable!("gelu_exact_backward is only called on the inner backend")
     }
+
+    fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Conv3x3;
+
+        impl<B: HostKernels> Backward<B, 2> for Conv3x3 {
+            // the input and the weight
+            type State = (FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (x, w) = ops.state;
+                binary::<B, _, _>(
+                    ops.parents,
+                    ops.node,
+                    grads,
+                    |grad| B::conv3x3_input_grad(w, grad),
+                    |grad| B::conv3x3_weight_grad(x, grad),
+                );
+            }
+        }
+
+        let (x, x_node) = x.into_parts();
+        let (w, w_node) = weight.into_parts();
+        match Conv3x3
+            .prepare::<C>([x_node, w_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x.clone(), w.clone()), B::conv3x3(x, w)),
+            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3(x, w)),
+        }
+    }
+
+    fn conv3x3_input_grad(_w: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        unreachable!("conv3x3_input_grad is only called on the inner backend")
+    }
+
+    fn conv3x3_weight_grad(_x: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        unreachable!("conv3x3_weight_grad is only called on the inner backend")
+    }
 }
 
 /// Whether `device` (autodiff or not) is flex, the backend these kernels serve.
 pub fn is_flex(device: &Device) -> bool {
     device.clone().inner() == Device::flex()
+}
+
+/// 3×3 convolution (stride 1, zero padding 1, no bias) on flex, `x (B, C, h, w)` by
+/// `weight (O, C, 3, 3)`: forward and input gradient by flex's `conv2d`, weight gradient by one
+/// GEMM over the whole batch's patches ([`HostKernels`]). Panics on other backends.
+pub fn conv3x3_host(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    assert!(is_flex(&x.device()), "conv3x3_host runs on flex only");
+    Tensor::from_dispatch(<Dispatch as HostKernels>::conv3x3(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+    ))
 }
 
 /// Exact GELU: on flex through [`HostKernels::gelu_exact`] (vectorised, multi-threaded), on
@@ -106,5 +332,50 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Tensor::from_dispatch(<Dispatch as HostKernels>::gelu_exact(x.into_dispatch()))
     } else {
         burn::tensor::activation::gelu(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The weight gradient equals the direct f64 sum, whole batch at once or one image per chunk.
+    #[test]
+    fn weight_gradient_is_the_direct_sum_in_any_chunking() {
+        let (b, c, o, h, w) = (5, 3, 4, 4, 3);
+        let x: Vec<f32> = (0..b * c * h * w)
+            .map(|i| (i * 37 % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let g: Vec<f32> = (0..b * o * h * w)
+            .map(|i| (i * 53 % 89) as f32 / 44.0 - 1.0)
+            .collect();
+        let mut want = vec![0f64; o * c * 9];
+        for bi in 0..b {
+            for oi in 0..o {
+                for ci in 0..c {
+                    for k in 0..9 {
+                        let (ky, kx) = (k / 3, k % 3);
+                        for y in 0..h {
+                            for xx in 0..w {
+                                let (yy, xi) = (y + ky, xx + kx);
+                                if yy < 1 || xi < 1 || yy > h || xi > w {
+                                    continue;
+                                }
+                                want[(oi * c + ci) * 9 + k] += g[((bi * o + oi) * h + y) * w + xx]
+                                    as f64
+                                    * x[((bi * c + ci) * h + yy - 1) * w + xi - 1] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // whole batch, one image per chunk, two images per chunk (the last chunk shorter)
+        for budget in [usize::MAX / 2, 1, 2 * 9 * c * h * w] {
+            let got = conv3x3_weight_grad_f32(&x, &g, [b, c, h, w], o, budget);
+            for (p, q) in got.iter().zip(&want) {
+                assert!((*p as f64 - q).abs() < 1e-5, "budget {budget}: {p} vs {q}");
+            }
+        }
     }
 }

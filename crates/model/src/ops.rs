@@ -119,6 +119,10 @@ pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             if side <= DENSE_MAX_SIDE {
                 return conv3x3_dense(x, conv.weight.val());
             }
+            #[cfg(feature = "flex")]
+            if crate::host::is_flex(&x.device()) {
+                return crate::host::conv3x3_host(x, conv.weight.val());
+            }
         } else if c.min(o) >= IM2COL_MIN_CHANNELS && h.min(w) >= IM2COL_MIN_SIDE {
             return conv3x3_im2col(x, conv.weight.val());
         }

@@ -194,13 +194,13 @@ fn seeded_init_follows_pytorch_defaults() {
 /// GPU backends) compute the same convolution as a direct sum in f64, and autodiff gives them
 /// the same input and weight gradients as burn's `conv2d`, on square and non-square maps.
 #[test]
-fn dense_and_im2col_convolutions_equal_direct_sum_and_burn_gradients() {
+fn dense_im2col_and_host_convolutions_equal_direct_sum_and_burn_gradients() {
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
     use memdiff_model::{conv3x3_dense, conv3x3_im2col};
     let ad = Device::flex().autodiff();
     let (b, c, o) = (3, 5, 7);
-    for (h, w) in [(1, 1), (2, 2), (3, 2), (4, 4)] {
+    for (h, w) in [(1, 1), (2, 2), (3, 2), (4, 4), (5, 3)] {
         let xs: Vec<f32> = (0..b * c * h * w)
             .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 1.3)
             .collect();
@@ -234,7 +234,11 @@ fn dense_and_im2col_convolutions_equal_direct_sum_and_burn_gradients() {
         }
         let xt = || Tensor::<4>::from_data(TensorData::new(xs.clone(), [b, c, h, w]), &ad);
         let wt = || Tensor::<4>::from_data(TensorData::new(ws.clone(), [o, c, 3, 3]), &ad);
-        for conv in [conv3x3_dense, conv3x3_im2col] {
+        let mut convs: Vec<fn(Tensor<4>, Tensor<4>) -> Tensor<4>> =
+            vec![conv3x3_dense, conv3x3_im2col];
+        #[cfg(feature = "flex")]
+        convs.push(memdiff_model::host::conv3x3_host);
+        for conv in convs {
             let (x1, w1) = (xt().require_grad(), wt().require_grad());
             let y1 = conv(x1.clone(), w1.clone());
             assert_eq!(y1.dims(), [b, o, h, w]);
@@ -334,7 +338,11 @@ fn host_gelu_equals_burn_gelu_and_its_gradient() {
     // a value known in closed form: gelu(1) = Φ(1) = 0.841344746...
     let one = memdiff_model::gelu(Tensor::<1>::from_floats([1.0f32, 0.0, -10.0], &ad));
     let v = values(one);
-    assert!((v[0] as f64 - 0.841_344_746_068_543).abs() < 1e-7, "{}", v[0]);
+    assert!(
+        (v[0] as f64 - 0.841_344_746_068_543).abs() < 1e-7,
+        "{}",
+        v[0]
+    );
     assert_eq!(v[1], 0.0);
     assert!(v[2].abs() < 1e-20, "{}", v[2]);
 }
