@@ -1,4 +1,4 @@
-//! `memdiff bench conv`: every 3×3 convolution of the U-Net timed three ways on one backend.
+//! `memdiff bench conv`: every 3×3 convolution of the U-Net timed several ways on one backend.
 use anyhow::Context;
 use clap::Args;
 use memdiff_diffusion::backend::{self, DeviceKind};
@@ -6,8 +6,9 @@ use memdiff_diffusion::bench::bench_conv;
 
 /// Times each 3×3 convolution of the U-Net (forward + both gradients, or forward only) with
 /// burn's `conv2d`, the dense product used on maps of side ≤ 2 (`conv3x3_dense`, sides ≤ 4
-/// only) and im2col + one GEMM (`conv3x3_im2col`); checks all three agree. One line per layer,
-/// then a JSON line with the totals.
+/// only), im2col + one GEMM from tensor ops (`conv3x3_im2col`) and, on the CPU, the host kernel
+/// the U-Net uses from side 4 on (`host`: batched im2col + GEMM with its own backward); checks
+/// that all agree. One line per layer, then a JSON line with the totals.
 ///
 /// Example: memdiff bench conv --px 8 --batch 128
 #[derive(Args, Debug)]
@@ -48,26 +49,29 @@ pub fn run(a: BenchConvArgs) -> anyhow::Result<()> {
         a.repeat,
     );
     let ms = |s: f64| s * 1e3;
-    let (mut tb, mut td, mut ti, mut tbest) = (0.0, 0.0, 0.0, 0.0);
+    let (mut tb, mut td, mut ti, mut th, mut tbest) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let opt = |t: Option<f64>| t.map_or("       —".to_string(), |d| format!("{:8.2}", ms(d)));
     for r in &rows {
-        let dense = r
-            .dense
-            .map_or("       —".to_string(), |d| format!("{:8.2}", ms(d)));
         println!(
-            "c_in {:4} c_out {:4} side {:2}: burn {:8.2} ms  dense {dense} ms  im2col {:8.2} ms  max rel err {:.1e}",
-            r.c_in, r.c_out, r.side, ms(r.burn), ms(r.im2col), r.max_rel_err
+            "c_in {:4} c_out {:4} side {:2}: burn {:8.2} ms  dense {} ms  im2col {:8.2} ms  host {} ms  max rel err {:.1e}",
+            r.c_in, r.c_out, r.side, ms(r.burn), opt(r.dense), ms(r.im2col), opt(r.host), r.max_rel_err
         );
         tb += r.burn;
         ti += r.im2col;
         td += r.dense.unwrap_or(r.burn);
-        tbest += r.burn.min(r.im2col).min(r.dense.unwrap_or(f64::MAX));
+        th += r.host.unwrap_or(f64::NAN);
+        tbest += r
+            .burn
+            .min(r.im2col)
+            .min(r.dense.unwrap_or(f64::MAX))
+            .min(r.host.unwrap_or(f64::MAX));
     }
     println!(
         "{}",
         serde_json::json!({
             "backend": backend::backend_name(kind),
             "px": a.px, "batch": a.batch, "base": a.base_channels, "forward_only": a.forward_only,
-            "total_ms": {"burn": ms(tb), "dense_else_burn": ms(td), "im2col": ms(ti), "best_per_layer": ms(tbest)},
+            "total_ms": {"burn": ms(tb), "dense_else_burn": ms(td), "im2col": ms(ti), "host": (!th.is_nan()).then(|| ms(th)), "best_per_layer": ms(tbest)},
         })
     );
     Ok(())

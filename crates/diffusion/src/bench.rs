@@ -121,7 +121,7 @@ pub fn cpu_busy_before() -> Option<f64> {
     Some((busy * 1000.0).round() / 1000.0)
 }
 
-/// One 3×3 convolution of the U-Net timed three ways (forward, or forward + both gradients).
+/// One 3×3 convolution of the U-Net timed up to four ways (forward, or forward + both gradients).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConvTiming {
     pub c_in: usize,
@@ -134,13 +134,16 @@ pub struct ConvTiming {
     pub dense: Option<f64>,
     /// [`memdiff_model::conv3x3_im2col`].
     pub im2col: f64,
+    /// `memdiff_model::host::conv3x3_host` (flex only: batched im2col + GEMM on the host, with
+    /// its own backward); `None` on other backends.
+    pub host: Option<f64>,
     /// Largest difference of any output or gradient to burn's, relative to burn's largest value.
     pub max_rel_err: f32,
 }
 
-/// Times burn's `conv2d`, the dense product and im2col on every 3×3 convolution of the U-Net
-/// at `px` with batch `batch` on `device` (a plain device; wrapped with autodiff unless
-/// `forward_only`), and checks that all three agree.
+/// Times burn's `conv2d`, the dense product, im2col and (on flex) the host kernel on every 3×3
+/// convolution of the U-Net at `px` with batch `batch` on `device` (a plain device; wrapped with
+/// autodiff unless `forward_only`), and checks that they all agree.
 pub fn bench_conv(
     px: usize,
     batch: usize,
@@ -157,12 +160,17 @@ pub fn bench_conv(
     } else {
         device.clone().autodiff()
     };
-    // 0: burn, 1: dense, 2: im2col. Returns the output and, with autodiff, both gradients.
+    // 0: burn, 1: dense, 2: im2col, 3: host. Returns the output and, with autodiff, both
+    // gradients.
     let run = |x: &Tensor<4>, w: &Tensor<4>, how: usize| -> Vec<Tensor<4>> {
         let conv = |x: Tensor<4>, w: Tensor<4>| match how {
             0 => conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)),
             1 => memdiff_model::conv3x3_dense(x, w),
-            _ => memdiff_model::conv3x3_im2col(x, w),
+            2 => memdiff_model::conv3x3_im2col(x, w),
+            #[cfg(feature = "flex")]
+            _ => memdiff_model::host::conv3x3_host(x, w),
+            #[cfg(not(feature = "flex"))]
+            _ => unreachable!("the host convolution needs the flex feature"),
         };
         if forward_only {
             return vec![conv(x.clone(), w.clone())];
@@ -182,11 +190,18 @@ pub fn bench_conv(
             .expect("one output")
             .into_scalar::<f32>()
     };
+    #[cfg(feature = "flex")]
+    let host = memdiff_model::host::is_flex(device);
+    #[cfg(not(feature = "flex"))]
+    let host = false;
     let mut rows = Vec::new();
     for (ci, co, s) in memdiff_model::conv3x3_shapes(&memdiff_model::UNetConfig::new(px, 1, base)) {
         let x = Tensor::<4>::random([batch, ci, s, s], Distribution::Normal(0.0, 1.0), &dev);
         let w = Tensor::<4>::random([co, ci, 3, 3], Distribution::Normal(0.0, 0.05), &dev);
-        let ways: Vec<usize> = if s <= 4 { vec![0, 1, 2] } else { vec![0, 2] };
+        let mut ways: Vec<usize> = if s <= 4 { vec![0, 1, 2] } else { vec![0, 2] };
+        if host {
+            ways.push(3);
+        }
         let reference = run(&x, &w, 0);
         let mut err = 0f32;
         for &how in &ways[1..] {
@@ -196,7 +211,7 @@ pub fn bench_conv(
                 err = err.max(d / scale.max(1e-30));
             }
         }
-        let mut best = [f64::MAX; 3];
+        let mut best = [f64::MAX; 4];
         for _ in 0..repeat {
             for &how in &ways {
                 let t0 = Instant::now();
@@ -211,6 +226,7 @@ pub fn bench_conv(
             burn: best[0],
             dense: (s <= 4).then_some(best[1]),
             im2col: best[2],
+            host: host.then_some(best[3]),
             max_rel_err: err,
         });
     }

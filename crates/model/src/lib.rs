@@ -34,7 +34,7 @@ pub mod host;
 pub mod init;
 mod ops;
 pub use ops::{
-    conv3x3_dense, conv3x3_im2col, gelu, is_cpu, upsample_matrix, DENSE_MAX_SIDE,
+    conv3x3_dense, conv3x3_im2col, gelu, is_cpu, upsample_matrix, DENSE_MAX_SIDE, DENSE_MIN_BATCH,
     IM2COL_MIN_CHANNELS, IM2COL_MIN_SIDE,
 };
 

@@ -106,27 +106,43 @@ pub fn is_cpu(device: &Device) -> bool {
     false
 }
 
+/// On flex, maps of side 2 go through [`conv3x3_dense`] only for batches of at least this
+/// many images; smaller batches (sampling) through the host kernel, where building the dense
+/// matrix costs more than it saves (`memdiff bench conv`: at batch 10 and 256 channels, host
+/// 2.7–3.1 ms against dense 9.0 ms; at batch 128, dense 1.3–4.7 ms against host 2.3–5.6 ms).
+pub const DENSE_MIN_BATCH: usize = 64;
+
 /// The U-Net's 3×3 convolution (padding 1, no bias), by the implementation measured fastest for
-/// its backend and shape (`memdiff bench conv`, docs/BENCHMARKS.md): on CPU backends
-/// [`conv3x3_dense`] for maps of side ≤ [`DENSE_MAX_SIDE`]; on GPU backends [`conv3x3_im2col`]
-/// for wide layers on larger maps; burn's `conv2d` otherwise.
+/// its backend and shape (`memdiff bench conv`, docs/BENCHMARKS.md):
+/// - flex: [`conv3x3_dense`] on 1×1 maps, and on 2×2 maps for batches of at least
+///   [`DENSE_MIN_BATCH`]; the host kernel (`host::conv3x3_host`: batched im2col + GEMM, with
+///   its own backward) everywhere else;
+/// - other CPU backends: [`conv3x3_dense`] for maps of side ≤ [`DENSE_MAX_SIDE`];
+/// - GPU backends: [`conv3x3_im2col`] for wide layers on larger maps;
+/// - burn's `conv2d` otherwise.
 pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [_, c, h, w] = x.dims();
+    let [b, c, h, w] = x.dims();
     let o = conv.weight.dims()[0];
     let side = h.max(w);
     if conv.bias.is_none() {
-        if is_cpu(&x.device()) {
+        let device = x.device();
+        #[cfg(feature = "flex")]
+        if crate::host::is_flex(&device) {
+            return if side == 1 || (side <= DENSE_MAX_SIDE && b >= DENSE_MIN_BATCH) {
+                conv3x3_dense(x, conv.weight.val())
+            } else {
+                crate::host::conv3x3_host(x, conv.weight.val())
+            };
+        }
+        if is_cpu(&device) {
             if side <= DENSE_MAX_SIDE {
                 return conv3x3_dense(x, conv.weight.val());
-            }
-            #[cfg(feature = "flex")]
-            if crate::host::is_flex(&x.device()) {
-                return crate::host::conv3x3_host(x, conv.weight.val());
             }
         } else if c.min(o) >= IM2COL_MIN_CHANNELS && h.min(w) >= IM2COL_MIN_SIDE {
             return conv3x3_im2col(x, conv.weight.val());
         }
     }
+    let _ = b;
     conv.forward(x)
 }
 
