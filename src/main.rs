@@ -4,6 +4,12 @@
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc malloc: the U-Net allocates and frees multi-megabyte tensors at
+/// every layer, and glibc hands those back to the kernel and faults them in again each time
+/// (docs/BENCHMARKS.md, "U-Net training").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cmd;
 
 /// Measure when diffusion models memorize their training data.
