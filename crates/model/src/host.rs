@@ -162,7 +162,7 @@ fn im2col3x3(x: &[f32], [c, h, w]: [usize; 3], (b0, b1): (usize, usize), cols: &
 }
 
 thread_local! {
-    /// Patch matrix and transposed gradient of [`conv3x3_weight_grad_f32`], kept between calls:
+    /// Patch matrix and second buffer of [`for_each_patch_chunk`], kept between calls:
     /// a fresh 40 MB buffer per call spent more time in page faults than in copying.
     static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
@@ -171,6 +171,31 @@ fn grow(v: &mut Vec<f32>, len: usize) {
     if v.len() < len {
         v.resize(len, 0.0);
     }
+}
+
+/// Splits the batch of `x (B, C, h, w)` into chunks of whole images, about `cols_per_chunk`
+/// pixels each (at least one image), and calls `f((b0, b1), cols, other)` for each: `cols` holds
+/// the chunk's `(9C, (b1 - b0)·hw)` patch matrix ([`im2col3x3`]), `other` is scratch space of
+/// `other_per_image · (b1 - b0)` floats. Both live in [`SCRATCH`], reused between calls.
+fn for_each_patch_chunk(
+    x: &[f32],
+    [b, c, h, w]: [usize; 4],
+    cols_per_chunk: usize,
+    other_per_image: usize,
+    mut f: impl FnMut((usize, usize), &[f32], &mut [f32]),
+) {
+    let n = h * w;
+    let chunk = (cols_per_chunk / n).clamp(1, b);
+    SCRATCH.with_borrow_mut(|(cols, other)| {
+        grow(cols, 9 * c * n * chunk);
+        grow(other, other_per_image * chunk);
+        for b0 in (0..b).step_by(chunk) {
+            let b1 = (b0 + chunk).min(b);
+            let cols = &mut cols[..9 * c * n * (b1 - b0)];
+            im2col3x3(x, [c, h, w], (b0, b1), cols);
+            f((b0, b1), cols, &mut other[..other_per_image * (b1 - b0)]);
+        }
+    });
 }
 
 /// GEMM columns (images × pixels) per batch chunk of [`conv3x3_f32`]: at about 1024 the
@@ -202,16 +227,13 @@ fn conv3x3_f32(
     if b * c * n * o == 0 {
         return y;
     }
-    let chunk = (cols_per_chunk / n).clamp(1, b);
-    SCRATCH.with_borrow_mut(|(cols, yt)| {
-        grow(cols, 9 * c * n * chunk);
-        grow(yt, o * n * chunk);
-        for b0 in (0..b).step_by(chunk) {
-            let b1 = (b0 + chunk).min(b);
+    for_each_patch_chunk(
+        x,
+        [b, c, h, w],
+        cols_per_chunk,
+        o * n,
+        |(b0, b1), cols, yt| {
             let k = (b1 - b0) * n;
-            let cols = &mut cols[..9 * c * k];
-            im2col3x3(x, [c, h, w], (b0, b1), cols);
-            let yt = &mut yt[..o * k];
             // SAFETY: dst is O x k (row stride k), lhs the O x 9C weight (row stride 9C), rhs the
             // 9C x k patch matrix (row stride k); all three buffers have exactly these sizes.
             unsafe {
@@ -247,8 +269,8 @@ fn conv3x3_f32(
                         row.copy_from_slice(&yt[oi * k + bi * n..][..n]);
                     }
                 });
-        }
-    });
+        },
+    );
     y
 }
 
@@ -267,17 +289,14 @@ fn conv3x3_weight_grad_f32(
     if b * c * n * o == 0 {
         return dw;
     }
-    let chunk = (cols_per_chunk / n).clamp(1, b);
-    SCRATCH.with_borrow_mut(|(cols, gt)| {
-        grow(cols, 9 * c * n * chunk);
-        grow(gt, o * n * chunk);
-        for b0 in (0..b).step_by(chunk) {
-            let b1 = (b0 + chunk).min(b);
+    for_each_patch_chunk(
+        x,
+        [b, c, h, w],
+        cols_per_chunk,
+        o * n,
+        |(b0, b1), cols, gt| {
             let k = (b1 - b0) * n;
-            let cols = &mut cols[..9 * c * k];
-            im2col3x3(x, [c, h, w], (b0, b1), cols);
             // g's images b0..b1, (nb, O, hw) -> (O, nb·hw)
-            let gt = &mut gt[..o * k];
             gt.par_chunks_mut(k).enumerate().for_each(|(oi, row)| {
                 for bi in 0..b1 - b0 {
                     row[bi * n..][..n].copy_from_slice(&g[((b0 + bi) * o + oi) * n..][..n]);
@@ -308,8 +327,8 @@ fn conv3x3_weight_grad_f32(
                     gemm::Parallelism::Rayon(0),
                 );
             }
-        }
-    });
+        },
+    );
     dw
 }
 
@@ -398,8 +417,9 @@ pub fn is_flex(device: &Device) -> bool {
 }
 
 /// 3×3 convolution (stride 1, zero padding 1, no bias) on flex, `x (B, C, h, w)` by
-/// `weight (O, C, 3, 3)`: forward and input gradient by flex's `conv2d`, weight gradient by one
-/// GEMM over the whole batch's patches ([`HostKernels`]). Panics on other backends.
+/// `weight (O, C, 3, 3)`, through [`HostKernels::conv3x3`]: forward, input gradient (the
+/// convolution of the upstream gradient with the flipped kernel) and weight gradient as batched
+/// im2col + GEMM on the host. Panics on other backends.
 pub fn conv3x3_host(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
     assert!(is_flex(&x.device()), "conv3x3_host runs on flex only");
     Tensor::from_dispatch(<Dispatch as HostKernels>::conv3x3(
