@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc malloc: the U-Net allocates and frees multi-megabyte tensors at
 /// every layer, and glibc hands those back to the kernel and faults them in again each time
-/// (docs/BENCHMARKS.md, "U-Net training").
+/// (docs/BENCHMARKS.md, "Host kernels").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -17,7 +17,7 @@ enum BenchWhat {
     Sample(super::bench_sample::BenchSampleArgs),
     /// The exact KDE metric on synthetic sets.
     Kde(super::bench_kde::BenchKdeArgs),
-    /// The U-Net's 3×3 convolutions, three implementations side by side.
+    /// The U-Net's 3×3 convolutions, each implementation side by side.
     Conv(super::bench_conv::BenchConvArgs),
 }
 

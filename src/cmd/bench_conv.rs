@@ -49,7 +49,7 @@ pub fn run(a: BenchConvArgs) -> anyhow::Result<()> {
         a.repeat,
     );
     let ms = |s: f64| s * 1e3;
-    let (mut tb, mut td, mut ti, mut th, mut tbest) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut tb, mut td, mut ti, mut tbest) = (0.0, 0.0, 0.0, 0.0);
     let opt = |t: Option<f64>| t.map_or("       —".to_string(), |d| format!("{:8.2}", ms(d)));
     for r in &rows {
         println!(
@@ -59,19 +59,20 @@ pub fn run(a: BenchConvArgs) -> anyhow::Result<()> {
         tb += r.burn;
         ti += r.im2col;
         td += r.dense.unwrap_or(r.burn);
-        th += r.host.unwrap_or(f64::NAN);
         tbest += r
             .burn
             .min(r.im2col)
             .min(r.dense.unwrap_or(f64::MAX))
             .min(r.host.unwrap_or(f64::MAX));
     }
+    // None on backends without the host kernel
+    let th: Option<f64> = rows.iter().map(|r| r.host).sum();
     println!(
         "{}",
         serde_json::json!({
             "backend": backend::backend_name(kind),
             "px": a.px, "batch": a.batch, "base": a.base_channels, "forward_only": a.forward_only,
-            "total_ms": {"burn": ms(tb), "dense_else_burn": ms(td), "im2col": ms(ti), "host": (!th.is_nan()).then(|| ms(th)), "best_per_layer": ms(tbest)},
+            "total_ms": {"burn": ms(tb), "dense_else_burn": ms(td), "im2col": ms(ti), "host": th.map(ms), "best_per_layer": ms(tbest)},
         })
     );
     Ok(())

@@ -358,10 +358,7 @@ fn map_params(model: UNet, value: &mut dyn FnMut(usize, &Device) -> Tensor<1>) -
 /// Replaces every float parameter of `model` with `values` (visiting order; shapes checked by
 /// the caller), keeping whether each one tracks gradients.
 pub fn params_from_host(model: UNet, values: &[&[f32]]) -> UNet {
-    map_params(model, &mut |i, device| {
-        let v = values[i];
-        Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
-    })
+    map_params(model, &mut |i, device| host_tensor(values[i], device))
 }
 
 fn grads_to_host(model: &UNet, grads: &Gradients) -> Vec<Option<Vec<f32>>> {
@@ -451,11 +448,13 @@ struct DeviceAdam {
     ema: Option<Vec<Tensor<1>>>,
 }
 
+/// A flat tensor on `device` holding a copy of `v`.
+fn host_tensor(v: &[f32], device: &Device) -> Tensor<1> {
+    Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}
+
 fn to_device<'a>(values: impl IntoIterator<Item = &'a [f32]>, device: &Device) -> Vec<Tensor<1>> {
-    values
-        .into_iter()
-        .map(|v| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device))
-        .collect()
+    values.into_iter().map(|v| host_tensor(v, device)).collect()
 }
 
 fn tensor_to_host(t: &Tensor<1>) -> Vec<f32> {
@@ -659,15 +658,13 @@ impl Trainer {
 
     /// Copies the device optimizer's weights, moments and EMA into the host vectors.
     fn sync_host(&mut self) {
-        if let Some(d) = &self.dev_opt {
-            for ((_, p), v) in self.params.iter_mut().zip(to_host(&d.p)) {
+        if self.dev_opt.is_some() {
+            let state = self.state();
+            for ((_, p), v) in self.params.iter_mut().zip(state.params) {
                 *p = v;
             }
-            self.adam.m = to_host(&d.m);
-            self.adam.v = to_host(&d.v);
-            if let Some(e) = &d.ema {
-                self.ema = Some(to_host(e));
-            }
+            self.adam = state.adam;
+            self.ema = state.ema;
         }
     }
 

@@ -34,9 +34,10 @@ pub trait HostKernels: Backend {
     fn conv3x3_weight_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// The f32 values of a flex tensor in row-major order (a copy only when it is not contiguous).
-fn contiguous_f32(t: &FlexTensor) -> FlexTensor {
-    t.to_contiguous()
+/// The values of a contiguous f32 flex tensor (make it so with `to_contiguous`, which copies
+/// only a tensor that is not).
+fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("contiguous f32 tensor")
 }
 
 fn f32_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
@@ -48,10 +49,9 @@ impl HostKernels for Flex {
         if x.dtype() != DType::F32 {
             return <Flex as ActivationOps<Flex>>::gelu(x);
         }
-        let x = contiguous_f32(&x);
-        let xs = x.as_slice::<f32>().expect("contiguous f32");
-        let mut y = vec![0f32; xs.len()];
-        fastmath::gelu_slice(xs, &mut y);
+        let x = x.to_contiguous();
+        let mut y = vec![0f32; x.shape().num_elements()];
+        fastmath::gelu_slice(f32s(&x), &mut y);
         f32_tensor(y, x.shape())
     }
 
@@ -59,12 +59,9 @@ impl HostKernels for Flex {
         if x.dtype() != DType::F32 || grad.dtype() != DType::F32 {
             return <Flex as ActivationOps<Flex>>::gelu_backward(x, grad);
         }
-        let x = contiguous_f32(&x);
-        let g = contiguous_f32(&grad);
-        let xs = x.as_slice::<f32>().expect("contiguous f32");
-        let gs = g.as_slice::<f32>().expect("contiguous f32");
-        let mut out = vec![0f32; xs.len()];
-        fastmath::gelu_backward_slice(xs, gs, &mut out);
+        let (x, g) = (x.to_contiguous(), grad.to_contiguous());
+        let mut out = vec![0f32; x.shape().num_elements()];
+        fastmath::gelu_backward_slice(f32s(&x), f32s(&g), &mut out);
         f32_tensor(out, x.shape())
     }
 
@@ -74,22 +71,16 @@ impl HostKernels for Flex {
         }
         let [b, c, h, w] = dims4(&x);
         let o = dims4(&weight)[0];
-        let (x, wt) = (contiguous_f32(&x), contiguous_f32(&weight));
-        let y = conv3x3_f32(
-            x.as_slice::<f32>().expect("contiguous f32"),
-            wt.as_slice::<f32>().expect("contiguous f32"),
-            [b, c, h, w],
-            o,
-            FORWARD_COLS,
-        );
+        let (x, wt) = (x.to_contiguous(), weight.to_contiguous());
+        let y = conv3x3_f32(f32s(&x), f32s(&wt), [b, c, h, w], o, FORWARD_COLS);
         f32_tensor(y, Shape::new([b, o, h, w]))
     }
 
     fn conv3x3_input_grad(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
         // dx = conv3x3(grad, W') with W'[c, o, ky, kx] = W[o, c, 2 - ky, 2 - kx]
         let [o, c, _, _] = dims4(&weight);
-        let wt = contiguous_f32(&weight);
-        let ws = wt.as_slice::<f32>().expect("contiguous f32");
+        let wt = weight.to_contiguous();
+        let ws = f32s(&wt);
         let mut flipped = vec![0f32; ws.len()];
         for oi in 0..o {
             for ci in 0..c {
@@ -105,14 +96,8 @@ impl HostKernels for Flex {
     fn conv3x3_weight_grad(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
         let [b, c, h, w] = dims4(&x);
         let o = dims4(&grad)[1];
-        let (x, g) = (contiguous_f32(&x), contiguous_f32(&grad));
-        let dw = conv3x3_weight_grad_f32(
-            x.as_slice::<f32>().expect("contiguous f32"),
-            g.as_slice::<f32>().expect("contiguous f32"),
-            [b, c, h, w],
-            o,
-            WEIGHT_GRAD_COLS,
-        );
+        let (x, g) = (x.to_contiguous(), grad.to_contiguous());
+        let dw = conv3x3_weight_grad_f32(f32s(&x), f32s(&g), [b, c, h, w], o, WEIGHT_GRAD_COLS);
         f32_tensor(dw, Shape::new([o, c, 3, 3]))
     }
 }

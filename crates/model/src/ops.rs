@@ -121,14 +121,15 @@ pub const DENSE_MIN_BATCH: usize = 64;
 /// - GPU backends: [`conv3x3_im2col`] for wide layers on larger maps;
 /// - burn's `conv2d` otherwise.
 pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
+    let [_, c, h, w] = x.dims();
     let o = conv.weight.dims()[0];
     let side = h.max(w);
     if conv.bias.is_none() {
         let device = x.device();
         #[cfg(feature = "flex")]
         if crate::host::is_flex(&device) {
-            return if side == 1 || (side <= DENSE_MAX_SIDE && b >= DENSE_MIN_BATCH) {
+            let batch = x.dims()[0];
+            return if side == 1 || (side <= DENSE_MAX_SIDE && batch >= DENSE_MIN_BATCH) {
                 conv3x3_dense(x, conv.weight.val())
             } else {
                 crate::host::conv3x3_host(x, conv.weight.val())
@@ -142,7 +143,6 @@ pub(crate) fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             return conv3x3_im2col(x, conv.weight.val());
         }
     }
-    let _ = b;
     conv.forward(x)
 }
 
