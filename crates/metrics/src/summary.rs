@@ -27,6 +27,11 @@
 //! | `pixels_used`, `pixels_skipped` | int | usable / constant pixels |
 //! | `train_seconds` | float | training wall time (NaN or empty for reference generators) |
 //! | `final_loss` | float | last training loss (NaN or empty for reference generators) |
+//! | `train_step` | int | optimizer step of the training snapshot the model row was sampled at (0 for reference generators, which do not depend on training) |
+//! | `sampler` | text | how the model row was sampled, e.g. `ddpm/clipped-x0` or `ddim:50:eta0/clipped-x0` (`-` for reference generators) |
+//!
+//! Files written before `train_step` and `sampler` existed (the first 25 columns only) are read
+//! with `train_step = 0` and `sampler = -`.
 //!
 //! Floats may be written as `NaN` or left empty (read as NaN). Use [`write_csv`] / [`read_csv`]
 //! (or serde + the `csv` crate with [`SimRow`]; the header is [`HEADER`]).
@@ -40,6 +45,11 @@
 //! generators other than the oracle — a Mann–Whitney comparison of the group's Δ with the
 //! oracle group of the same settings (SPEC §4b: read the model against the oracle). [`eta`] gives
 //! η per family from the smallest and largest `n`.
+//!
+//! The oracle group of a model group is the one with the same settings, `train_step = 0` and
+//! `sampler = -` (references are computed once per O and T). Per group also: f_mem, the pooled
+//! fraction of generated samples with d1/d2 < 1/3 with its Wilson interval, the ratio of the
+//! group's mean E_OG to its oracle group's, and the three-way [`Verdict`].
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -50,7 +60,7 @@ use crate::error::{MetricsError, Result};
 use crate::stats::{self, MannWhitney, MeanSe, Proportion};
 
 /// The header line, in column order.
-pub const HEADER: [&str; 25] = [
+pub const HEADER: [&str; 27] = [
     "data",
     "px",
     "d",
@@ -76,7 +86,16 @@ pub const HEADER: [&str; 25] = [
     "pixels_skipped",
     "train_seconds",
     "final_loss",
+    "train_step",
+    "sampler",
 ];
+
+/// Columns of files written before `train_step` and `sampler` existed.
+const LEGACY_COLUMNS: usize = 25;
+
+fn dash() -> String {
+    "-".into()
+}
 
 fn f64_or_nan<'de, D: Deserializer<'de>>(de: D) -> std::result::Result<f64, D::Error> {
     let s = String::deserialize(de)?;
@@ -125,6 +144,10 @@ pub struct SimRow {
     pub train_seconds: f64,
     #[serde(deserialize_with = "f64_or_nan")]
     pub final_loss: f64,
+    #[serde(default)]
+    pub train_step: u64,
+    #[serde(default = "dash")]
+    pub sampler: String,
 }
 
 /// Writes the header and `rows` as CSV.
@@ -150,7 +173,7 @@ pub fn read_csv<R: Read>(r: R) -> Result<Vec<SimRow>> {
         .map_err(|e| MetricsError::Csv(e.to_string()))?
         .clone();
     let got: Vec<&str> = hdr.iter().collect();
-    if got != HEADER {
+    if got != HEADER && got != HEADER[..LEGACY_COLUMNS] {
         let i = got
             .iter()
             .zip(HEADER.iter())
@@ -186,8 +209,10 @@ pub struct GroupKey {
     pub bandwidth: String,
     pub dequantized: String,
     pub generator: String,
+    pub sampler: String,
     pub n: u64,
     pub n_train: u64,
+    pub train_step: u64,
 }
 
 impl GroupKey {
@@ -204,8 +229,10 @@ impl GroupKey {
             bandwidth: r.bandwidth.clone(),
             dequantized: r.dequantized.clone(),
             generator: r.generator.clone(),
+            sampler: r.sampler.clone(),
             n: r.n,
             n_train: r.n_train,
+            train_step: r.train_step,
         }
     }
     /// The family: the key without `n` and `n_train` (for Ê and η).
@@ -216,10 +243,12 @@ impl GroupKey {
             ..self.clone()
         }
     }
-    /// The same settings with the oracle generator.
-    fn oracle(&self) -> GroupKey {
+    /// The same settings with the oracle generator (which has no training step or sampler).
+    pub fn oracle(&self) -> GroupKey {
         GroupKey {
             generator: "oracle".into(),
+            sampler: dash(),
+            train_step: 0,
             ..self.clone()
         }
     }
@@ -253,12 +282,89 @@ pub struct GroupSummary {
     /// The smallest n of the family (the Ê reference).
     pub n0: u64,
     pub nn_frac_memorized: MeanSe,
+    /// f_mem: generated samples with d1/d2 < 1/3 over all generated samples of the group
+    /// (pooled over simulations), with its Wilson interval; `m = 0` without nearest neighbours.
+    pub f_mem: Proportion,
+    /// Mean E_OG over the oracle group's mean E_OG (same O and T draws); `None` without one.
+    pub e_og_vs_oracle: Option<f64>,
     /// Model (or copy) vs oracle at the same settings; `None` for the oracle or without one.
     pub vs_oracle: Option<OracleComparison>,
+    /// The three-way reading of a model group ([`Verdict`]); `None` for reference generators.
+    pub verdict: Option<Verdict>,
 }
 
-/// Groups `rows` and aggregates each group (module doc), sorted by settings then `n`.
+/// Thresholds of the three-way [`Verdict`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct VerdictRule {
+    /// f_mem at or above this is copying (default 0.5, the onset threshold of τ_mem).
+    pub copy_fraction: f64,
+    /// E_OG within `(1 + quality_tolerance)` times the oracle's counts as the data's quality.
+    pub quality_tolerance: f64,
+}
+
+impl Default for VerdictRule {
+    fn default() -> Self {
+        Self {
+            copy_fraction: 0.5,
+            quality_tolerance: 0.5,
+        }
+    }
+}
+
+/// What a model group is doing at its training step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// f_mem ≥ `copy_fraction`, or Δ stochastically below the oracle's (towards the copy
+    /// generator) while E_OG is within the tolerance of the oracle's.
+    Copying,
+    /// Not copying, Δ not below the oracle's, and E_OG within the tolerance of the oracle's.
+    Generalizing,
+    /// Neither: E_OG is more than the tolerance above the oracle's (samples far from the data).
+    /// Δ cannot tell such a generator from the oracle (the metric does not measure quality).
+    NotYetTrained,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Copying => "copying",
+            Self::Generalizing => "generalizing",
+            Self::NotYetTrained => "not yet trained",
+        })
+    }
+}
+
+/// The three-way verdict from f_mem, the rank test against the oracle and E_OG / oracle E_OG.
+/// Without nearest neighbours (f_mem unknown) only the other two inputs decide; without an
+/// oracle group there is no verdict.
+pub fn verdict(
+    rule: &VerdictRule,
+    f_mem: &Proportion,
+    vs_oracle: Option<&OracleComparison>,
+    e_og_vs_oracle: Option<f64>,
+) -> Option<Verdict> {
+    let ratio = e_og_vs_oracle?;
+    let quality = ratio.is_finite() && ratio <= 1.0 + rule.quality_tolerance;
+    let copies = f_mem.m > 0 && f_mem.p >= rule.copy_fraction;
+    let towards = vs_oracle.is_some_and(|c| c.verdict == "towards copying");
+    Some(if copies || (towards && quality) {
+        Verdict::Copying
+    } else if quality {
+        Verdict::Generalizing
+    } else {
+        Verdict::NotYetTrained
+    })
+}
+
+/// Groups `rows` and aggregates each group (module doc), sorted by settings then `n`, with the
+/// default [`VerdictRule`].
 pub fn summarize(rows: &[SimRow]) -> Vec<GroupSummary> {
+    summarize_with(rows, &VerdictRule::default())
+}
+
+/// [`summarize`] with the given verdict thresholds.
+pub fn summarize_with(rows: &[SimRow], rule: &VerdictRule) -> Vec<GroupSummary> {
     let mut groups: BTreeMap<GroupKey, Vec<&SimRow>> = BTreeMap::new();
     for r in rows {
         groups.entry(GroupKey::of(r)).or_default().push(r);
@@ -304,6 +410,30 @@ pub fn summarize(rows: &[SimRow]) -> Vec<GroupSummary> {
             } else {
                 None
             };
+            let with_nn: Vec<&&SimRow> = rs
+                .iter()
+                .filter(|r| r.nn_frac_memorized.is_finite())
+                .collect();
+            let f_mem = stats::wilson(
+                with_nn
+                    .iter()
+                    .map(|r| (r.nn_frac_memorized * r.n_generated as f64).round() as u64)
+                    .sum(),
+                with_nn.iter().map(|r| r.n_generated).sum(),
+                stats::Z95,
+            );
+            let e_og_vs_oracle = groups
+                .get(&k.oracle())
+                .filter(|_| k.generator != "oracle")
+                .map(|orows| {
+                    let o = stats::mean_se(&orows.iter().map(|r| r.e_og).collect::<Vec<_>>()).mean;
+                    stats::mean_se(&col(|r| r.e_og)).mean / o
+                });
+            let verdict = if k.generator == "model" {
+                verdict(rule, &f_mem, vs_oracle.as_ref(), e_og_vs_oracle)
+            } else {
+                None
+            };
             GroupSummary {
                 key: k.clone(),
                 m: rs.len(),
@@ -317,7 +447,10 @@ pub fn summarize(rows: &[SimRow]) -> Vec<GroupSummary> {
                 ehat_tg: stats::mean_se(&rs.iter().map(|r| r.e_tg / tg0).collect::<Vec<_>>()),
                 n0,
                 nn_frac_memorized: stats::mean_se(&col(|r| r.nn_frac_memorized)),
+                f_mem,
+                e_og_vs_oracle,
                 vs_oracle,
+                verdict,
             }
         })
         .collect()
@@ -366,4 +499,122 @@ pub fn eta(groups: &[GroupSummary]) -> Vec<EtaRow> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(generator: &str, step: u64, sim: u64, e_og: f64, delta: f64, frac: f64) -> SimRow {
+        SimRow {
+            data: "gmm".into(),
+            px: 8,
+            d: 64,
+            components: 1,
+            n: 16,
+            steps: 100,
+            generator: generator.into(),
+            protocol: "default".into(),
+            sim,
+            seed: sim,
+            n_original: 1000,
+            n_train: 16,
+            n_generated: 20,
+            bandwidth: "std-over-n".into(),
+            dequantized: "none".into(),
+            e_tg: e_og + delta,
+            e_og,
+            delta,
+            delta_unbiased: delta,
+            nn_ratio_mean: 0.5,
+            nn_frac_memorized: frac,
+            pixels_used: 64,
+            pixels_skipped: 0,
+            train_seconds: 1.5,
+            final_loss: 0.25,
+            train_step: step,
+            sampler: if generator == "model" {
+                "ddpm/clipped-x0".into()
+            } else {
+                "-".into()
+            },
+        }
+    }
+
+    #[test]
+    fn snapshots_are_read_against_the_oracle_of_their_sets() {
+        let mut rows = Vec::new();
+        for sim in 0..8 {
+            let jitter = sim as f64 * 1e-3;
+            rows.push(row("oracle", 0, sim, 1.0 + jitter, -0.1 + jitter, 0.0));
+            // step 100: far from the data (E_OG 3x the oracle's), Δ like the oracle's.
+            rows.push(row("model", 100, sim, 3.0 + jitter, -0.1 + jitter, 0.0));
+            // step 1000: at the data's quality, like the oracle.
+            rows.push(row("model", 1000, sim, 1.1 + jitter, -0.1 + jitter, 0.05));
+            // step 5000: 15 of 20 samples are copies.
+            rows.push(row("model", 5000, sim, 1.0 + jitter, -0.8 + jitter, 0.75));
+        }
+        let g = summarize(&rows);
+        let at = |step: u64| {
+            g.iter()
+                .find(|x| x.key.generator == "model" && x.key.train_step == step)
+                .unwrap()
+        };
+        assert_eq!(at(100).verdict, Some(Verdict::NotYetTrained));
+        assert!((at(100).e_og_vs_oracle.unwrap() - 3.0035 / 1.0035).abs() < 1e-12);
+        assert_eq!(at(1000).verdict, Some(Verdict::Generalizing));
+        assert_eq!(at(5000).verdict, Some(Verdict::Copying));
+        // Pooled f_mem: 8 sims x 15 copies of 160 samples.
+        let f = at(5000).f_mem;
+        assert_eq!((f.k, f.m), (120, 160));
+        assert!(f.lo < 0.75 && f.hi > 0.75 && f.lo > 0.6);
+        let o = g.iter().find(|x| x.key.generator == "oracle").unwrap();
+        assert_eq!(o.verdict, None);
+        assert_eq!(o.e_og_vs_oracle, None);
+    }
+
+    #[test]
+    fn verdict_needs_an_oracle_and_reads_the_rank_test_with_quality() {
+        let rule = VerdictRule::default();
+        let none = stats::wilson(0, 0, stats::Z95);
+        assert_eq!(verdict(&rule, &none, None, None), None);
+        let towards = OracleComparison {
+            test: stats::mann_whitney(&[0.0, 0.1, 0.2], &[1.0, 1.1, 1.2]).unwrap(),
+            verdict: "towards copying".into(),
+        };
+        // Δ towards copying but samples far from the data: not yet trained, not copying.
+        assert_eq!(
+            verdict(&rule, &none, Some(&towards), Some(2.0)),
+            Some(Verdict::NotYetTrained)
+        );
+        assert_eq!(
+            verdict(&rule, &none, Some(&towards), Some(1.2)),
+            Some(Verdict::Copying)
+        );
+        let half = stats::wilson(10, 20, stats::Z95);
+        assert_eq!(
+            verdict(&rule, &half, None, Some(5.0)),
+            Some(Verdict::Copying)
+        );
+    }
+
+    #[test]
+    fn legacy_results_without_snapshot_columns_are_read() {
+        let mut buf = Vec::new();
+        write_csv(&mut buf, &[row("copy", 0, 1, 1.0, -1.0, 1.0)]).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.starts_with(&HEADER.join(",")));
+        let back = read_csv(text.as_bytes()).unwrap();
+        assert_eq!(back, vec![row("copy", 0, 1, 1.0, -1.0, 1.0)]);
+        // Drop the last two columns of every line: an older file.
+        let legacy: String = text
+            .lines()
+            .map(|l| {
+                let v: Vec<&str> = l.split(',').collect();
+                v[..LEGACY_COLUMNS].join(",") + "\n"
+            })
+            .collect();
+        let old = read_csv(legacy.as_bytes()).unwrap();
+        assert_eq!((old[0].train_step, old[0].sampler.as_str()), (0, "-"));
+    }
 }

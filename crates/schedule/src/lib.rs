@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub mod sampler;
 pub mod spacing;
 
-pub use sampler::{EpsModel, SampleOptions, Sampler, SamplerError, Step};
+pub use sampler::{EpsModel, Form, SampleOptions, Sampler, SamplerError, Step};
 pub use spacing::TimestepSpacing;
 
 /// How `beta_t` is laid out over `t = 1..=s`.

@@ -11,6 +11,20 @@
 //!   `sigma = eta sqrt((1 - ab_p) / (1 - ab_t)) sqrt(1 - ab_t / ab_p)`,
 //!   `x_p = sqrt(ab_p) x0 + sqrt(1 - ab_p - sigma^2) eps + sigma z`.
 //!
+//! The **clipped-x0 form** ([`Form::ClippedX0`], the default; Ho et al.'s released code,
+//! diffusers' `clip_sample`, lucidrains) writes the same step as
+//! `x_prev = c_x0 · clip(x0) + c_xt · x_t + sigma z` with the prediction
+//! `x0 = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)` clipped to `[-1, 1]`:
+//! - ancestral: the posterior mean of `q(x_{t-1} | x_t, x0)`,
+//!   `c_x0 = sqrt(ab_{t-1}) beta_t / (1 - ab_t)`, `c_xt = sqrt(alpha_t) (1 - ab_{t-1}) / (1 - ab_t)`;
+//! - DDIM: `eps` re-derived from the clipped `x0` (`eps' = (x_t - sqrt(ab_t) clip(x0)) /
+//!   sqrt(1 - ab_t)`), so `c_x0 = sqrt(ab_p) - dir sqrt(ab_t) / sqrt(1 - ab_t)`,
+//!   `c_xt = dir / sqrt(1 - ab_t)`, `dir = sqrt(1 - ab_p - sigma^2)`.
+//!
+//! Where the clip does not bind, both forms are the same affine map of `(x_t, eps)` (tested to
+//! 1e-12); where it binds, the ε-form multiplies the network's error by `1 / sqrt(ab_t)` (31 at a
+//! cosine schedule's last step), which saturates samples. [`Form::Eps`] keeps the seeds' form.
+//!
 //! The driver keeps the images on the host as `f32` (network scale `[-1, 1]`) and draws all
 //! noise there: image `i` of a call owns the ChaCha8 stream `(seed, stream = i)`; it draws `x_s`
 //! first, then each step's `z` (only for steps with `sigma > 0`). An image's noise therefore does
@@ -59,8 +73,40 @@ impl std::fmt::Display for Sampler {
     }
 }
 
-/// How to sample. `Default`: ancestral DDPM over all `s` steps, standard indexing, batch 64,
-/// output clamped to `[-1, 1]` before mapping to `[0, 1]`.
+/// How the reverse step uses the network's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// Predict `x0`, clip it to `[-1, 1]`, take the posterior mean from it (DDIM: re-derive `eps`
+    /// from the clipped `x0`). Works with every schedule.
+    #[default]
+    ClippedX0,
+    /// The seeds' ε-form `x_prev = c_x x_t + c_eps eps + sigma z`, no clipping inside the chain.
+    Eps,
+}
+
+impl std::str::FromStr for Form {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "clipped-x0" => Ok(Self::ClippedX0),
+            "eps" => Ok(Self::Eps),
+            _ => Err(format!("unknown sampler form `{s}`: use clipped-x0 or eps")),
+        }
+    }
+}
+
+impl std::fmt::Display for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ClippedX0 => "clipped-x0",
+            Self::Eps => "eps",
+        })
+    }
+}
+
+/// How to sample. `Default`: ancestral DDPM over all `s` steps in the clipped-x0 form, standard
+/// indexing, batch 64, output clamped to `[-1, 1]` before mapping to `[0, 1]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SampleOptions {
@@ -77,6 +123,8 @@ pub struct SampleOptions {
     pub indexing: Indexing,
     /// Clamp to `[-1, 1]` before mapping to `[0, 1]` (SPEC §1). `false` only maps.
     pub clamp: bool,
+    /// Clipped-x0 (default) or the seeds' ε-form of each step.
+    pub form: Form,
 }
 
 impl Default for SampleOptions {
@@ -89,6 +137,7 @@ impl Default for SampleOptions {
             batch: 64,
             indexing: Indexing::Standard,
             clamp: true,
+            form: Form::ClippedX0,
         }
     }
 }
@@ -118,7 +167,8 @@ pub enum SamplerError {
     },
 }
 
-/// One reverse step `x_prev = c_x x_t + c_eps eps_theta(x_t, net_t) + sigma z`.
+/// One reverse step: `x_prev = c_x x_t + c_eps eps_theta(x_t, net_t) + sigma z` (ε-form), or
+/// with [`Step::x0`] set, `x_prev = c_x0 clip(x0) + c_xt x_t + sigma z`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Step {
     /// Chain step `t` in `1..=s` (standard numbering).
@@ -130,6 +180,67 @@ pub struct Step {
     pub c_x: f64,
     pub c_eps: f64,
     pub sigma: f64,
+    /// The clipped-x0 coefficients, when the step runs in that form.
+    pub x0: Option<X0Coef>,
+}
+
+/// Coefficients of a clipped-x0 step: `x0 = (x_t - sqrt_1m_ab eps) / sqrt_ab`, clipped to
+/// `[-1, 1]`, then `x_prev = c_x0 x0 + c_xt x_t + sigma z`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct X0Coef {
+    pub sqrt_ab: f64,
+    pub sqrt_1m_ab: f64,
+    pub c_x0: f64,
+    pub c_xt: f64,
+}
+
+impl X0Coef {
+    /// One pixel's update before noise.
+    #[inline]
+    pub fn apply(&self, x: f64, eps: f64) -> f64 {
+        let x0 = ((x - self.sqrt_1m_ab * eps) / self.sqrt_ab).clamp(-1.0, 1.0);
+        self.c_x0 * x0 + self.c_xt * x
+    }
+}
+
+/// The ancestral step at `t` in the clipped-x0 form (posterior mean of `q(x_{t-1} | x_t, x0)`),
+/// `sigma_t^2 = beta_t` as in [`ddpm_step`].
+pub fn ddpm_step_x0(schedule: &Schedule, t: usize, indexing: Indexing) -> Step {
+    let (a, b, ab) = (schedule.alpha(t), schedule.beta(t), schedule.alpha_bar(t));
+    let ab_p = schedule.alpha_bar(t - 1);
+    Step {
+        x0: Some(X0Coef {
+            sqrt_ab: ab.sqrt(),
+            sqrt_1m_ab: (1.0 - ab).sqrt(),
+            c_x0: ab_p.sqrt() * b / (1.0 - ab),
+            c_xt: a.sqrt() * (1.0 - ab_p) / (1.0 - ab),
+        }),
+        ..ddpm_step(schedule, t, indexing)
+    }
+}
+
+/// The DDIM step from `t` to `t_prev` in the clipped-x0 form (`eps` re-derived from the clipped
+/// `x0`).
+pub fn ddim_step_x0(
+    schedule: &Schedule,
+    t: usize,
+    t_prev: usize,
+    eta: f64,
+    indexing: Indexing,
+) -> Step {
+    let st = ddim_step(schedule, t, t_prev, eta, indexing);
+    let (ab_t, ab_p) = (schedule.alpha_bar(t), schedule.alpha_bar(t_prev));
+    let dir = (1.0 - ab_p - st.sigma * st.sigma).max(0.0).sqrt();
+    let s1 = (1.0 - ab_t).sqrt();
+    Step {
+        x0: Some(X0Coef {
+            sqrt_ab: ab_t.sqrt(),
+            sqrt_1m_ab: s1,
+            c_x0: ab_p.sqrt() - dir * ab_t.sqrt() / s1,
+            c_xt: dir / s1,
+        }),
+        ..st
+    }
 }
 
 /// Ancestral DDPM step at `t` (SPEC §2), `sigma_t^2 = beta_t`, no noise at `t = 1`.
@@ -142,6 +253,7 @@ pub fn ddpm_step(schedule: &Schedule, t: usize, indexing: Indexing) -> Step {
         c_x: 1.0 / a.sqrt(),
         c_eps: -b / (a.sqrt() * (1.0 - ab).sqrt()),
         sigma: if t > 1 { b.sqrt() } else { 0.0 },
+        x0: None,
     }
 }
 
@@ -166,6 +278,7 @@ pub fn ddim_step(
         c_x: r,
         c_eps: dir - r * (1.0 - ab_t).sqrt(),
         sigma,
+        x0: None,
     }
 }
 
@@ -184,7 +297,10 @@ pub fn plan(schedule: &Schedule, opts: &SampleOptions) -> Result<Vec<Step>, Samp
             }
             Ok((1..=s)
                 .rev()
-                .map(|t| ddpm_step(schedule, t, opts.indexing))
+                .map(|t| match opts.form {
+                    Form::Eps => ddpm_step(schedule, t, opts.indexing),
+                    Form::ClippedX0 => ddpm_step_x0(schedule, t, opts.indexing),
+                })
                 .collect())
         }
         Sampler::Ddim => {
@@ -197,7 +313,10 @@ pub fn plan(schedule: &Schedule, opts: &SampleOptions) -> Result<Vec<Step>, Samp
                 .enumerate()
                 .map(|(i, &t)| {
                     let p = ts.get(i + 1).copied().unwrap_or(0);
-                    ddim_step(schedule, t, p, opts.eta, opts.indexing)
+                    match opts.form {
+                        Form::Eps => ddim_step(schedule, t, p, opts.eta, opts.indexing),
+                        Form::ClippedX0 => ddim_step_x0(schedule, t, p, opts.eta, opts.indexing),
+                    }
                 })
                 .collect())
         }
@@ -270,8 +389,17 @@ pub fn run_chain<M: EpsModel + ?Sized>(
             if eps.iter().any(|v| !v.is_finite()) {
                 return Err(SamplerError::NonFinite { t: st.t });
             }
-            for (xi, ei) in x.iter_mut().zip(&eps) {
-                *xi = (st.c_x * *xi as f64 + st.c_eps * *ei as f64) as f32;
+            match &st.x0 {
+                None => {
+                    for (xi, ei) in x.iter_mut().zip(&eps) {
+                        *xi = (st.c_x * *xi as f64 + st.c_eps * *ei as f64) as f32;
+                    }
+                }
+                Some(c) => {
+                    for (xi, ei) in x.iter_mut().zip(&eps) {
+                        *xi = c.apply(*xi as f64, *ei as f64) as f32;
+                    }
+                }
             }
             if st.sigma > 0.0 {
                 for (row, rng) in x.chunks_mut(dim).zip(rngs.iter_mut()) {

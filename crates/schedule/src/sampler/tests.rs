@@ -83,6 +83,7 @@ fn raw_opts(sampler: Sampler) -> SampleOptions {
     SampleOptions {
         sampler,
         clamp: false,
+        form: Form::Eps,
         batch: 37,
         ..Default::default()
     }
@@ -380,4 +381,162 @@ fn pixels_are_clamped_then_mapped() {
     let mut y = vec![-2.0, 3.0];
     to_pixels(&mut y, false);
     assert_eq!(y, vec![-0.5, 2.0]);
+}
+
+/// Every (schedule, sampler, K, eta) the clipped-x0 tests run.
+fn clip_cases() -> Vec<(Schedule, SampleOptions, &'static str)> {
+    let mut cases = Vec::new();
+    for (kind, s) in [
+        (BetaSchedule::Linear, 1000),
+        (BetaSchedule::Linear, 50),
+        (BetaSchedule::ScaledLinear, 200),
+        (BetaSchedule::Cosine, 100),
+    ] {
+        let sch = Schedule::new(kind, s).unwrap();
+        let base = SampleOptions {
+            clamp: false,
+            batch: 50,
+            ..Default::default()
+        };
+        let ddpm = SampleOptions {
+            sampler: Sampler::Ddpm,
+            ..base.clone()
+        };
+        let ddim_all = SampleOptions {
+            sampler: Sampler::Ddim,
+            sampling_steps: Some(s),
+            eta: 1.0,
+            ..base.clone()
+        };
+        let ddim_few = SampleOptions {
+            sampler: Sampler::Ddim,
+            sampling_steps: Some(s / 10),
+            eta: 0.0,
+            ..base.clone()
+        };
+        for (o, what) in [
+            (ddpm, "ddpm"),
+            (ddim_all, "ddim K=s eta=1"),
+            (ddim_few, "ddim K=s/10 eta=0"),
+        ] {
+            cases.push((sch.clone(), o, what));
+        }
+    }
+    cases
+}
+
+#[test]
+fn clipped_x0_step_is_the_eps_step_where_the_clip_does_not_bind() {
+    // Written from the posterior mean, not from the step coefficients: for x0 inside [-1, 1] the
+    // two forms are the same affine map of (x_t, eps).
+    for (sch, opts, what) in clip_cases() {
+        let clipped = plan(&sch, &opts).unwrap();
+        let eps_form = plan(
+            &sch,
+            &SampleOptions {
+                form: Form::Eps,
+                ..opts.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(clipped.len(), eps_form.len());
+        for (c, e) in clipped.iter().zip(&eps_form) {
+            assert_eq!(
+                (c.t, c.t_prev, c.net_t, c.sigma),
+                (e.t, e.t_prev, e.net_t, e.sigma)
+            );
+            let k = c.x0.expect("clipped form has x0 coefficients");
+            assert!(e.x0.is_none());
+            for &x0 in &[-0.9, -0.2, 0.0, 0.35, 0.99] {
+                for &eps in &[-1.5, 0.0, 0.7] {
+                    // x_t consistent with that x0 prediction and eps.
+                    let x = k.sqrt_ab * x0 + k.sqrt_1m_ab * eps;
+                    let got = k.apply(x, eps);
+                    let want = e.c_x * x + e.c_eps * eps;
+                    assert!(
+                        (got - want).abs() <= 1e-9 * (1.0 + want.abs()),
+                        "{what} t={}: {got} vs {want}",
+                        c.t
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn clipped_x0_with_the_optimal_predictor_reproduces_gaussian_data() {
+    // Data N(0.2, 0.04) per pixel in network scale: the clip never binds for the optimal
+    // predictor, so each run must match the exact moments of its (affine) chain; where the
+    // schedule reaches noise (ab_s < 1e-2) and the sampler keeps every step, those are the
+    // data's moments for ancestral sampling (DDIM's own discretisation moves them: variance
+    // 0.034 instead of 0.04 with s/10 deterministic steps at linear s = 1000, and 0.0345 with
+    // K = s, eta = 1 at scaled-linear s = 200, in both forms).
+    let (m, v) = (0.2, 0.04);
+    for (sch, opts, what) in clip_cases() {
+        let model = GaussianEps {
+            m,
+            v,
+            schedule: sch.clone(),
+            indexing: Indexing::Standard,
+        };
+        let steps = plan(&sch, &opts).unwrap();
+        let exact = propagate(&steps, |t| model.coef(t));
+        let (n, dim) = (100, 40);
+        let x = run_chain(&model, &sch, dim, n, &opts, 5, &mut || {}).unwrap();
+        let label = format!("{} s={} {what}", sch.kind, sch.steps);
+        assert_moments(moments(&x), exact, n * dim, 5.0, &label);
+        let all_steps = opts.sampling_steps.is_none_or(|k| k == sch.steps);
+        if sch.alpha_bar(sch.steps) < 1e-2 && all_steps && opts.sampler == Sampler::Ddpm {
+            assert_moments(
+                moments(&x),
+                (m, v),
+                n * dim,
+                6.0,
+                &format!("{label} vs data"),
+            );
+        }
+    }
+}
+
+#[test]
+fn clipped_x0_output_is_in_range_for_any_network() {
+    // The last clipped-x0 step (t = 1, ab_0 = 1) returns the clipped x0 itself, so the chain's
+    // output lies in [-1, 1] before any final clamp, whatever the network says. The eps-form
+    // with the same wrong network (eps = 0.5 x_t + 0.3) leaves the range on the cosine schedule.
+    let sch = Schedule::new(BetaSchedule::Cosine, 100).unwrap();
+    let wrong = |x: &[f32], _b: usize, _t: usize| -> Result<Vec<f32>, BoxError> {
+        Ok(x.iter().map(|v| 0.5 * v + 0.3).collect())
+    };
+    let outside = |form: Form, sampler: Sampler, k: Option<usize>| {
+        let opts = SampleOptions {
+            form,
+            sampler,
+            sampling_steps: k,
+            clamp: false,
+            ..Default::default()
+        };
+        let x = run_chain(&wrong, &sch, 64, 20, &opts, 3, &mut || {}).unwrap();
+        x.iter().filter(|v| v.abs() > 1.0).count() as f64 / x.len() as f64
+    };
+    for (sampler, k) in [(Sampler::Ddpm, None), (Sampler::Ddim, Some(20))] {
+        assert_eq!(outside(Form::ClippedX0, sampler, k), 0.0);
+        let eps = outside(Form::Eps, sampler, k);
+        assert!(
+            eps > 0.5,
+            "{sampler}: eps-form share outside [-1, 1] is {eps}"
+        );
+    }
+}
+
+#[test]
+fn form_names_round_trip() {
+    for f in [Form::ClippedX0, Form::Eps] {
+        assert_eq!(f.to_string().parse::<Form>().unwrap(), f);
+    }
+    assert!("x0"
+        .parse::<Form>()
+        .unwrap_err()
+        .contains("clipped-x0 or eps"));
+    assert_eq!(SampleOptions::default().form, Form::ClippedX0);
 }
