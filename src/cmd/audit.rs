@@ -514,6 +514,9 @@ pub fn run(args: &super::eval::EvalArgs) -> anyhow::Result<()> {
     if let Some(x) = args.eta {
         a.sample.eta = x;
     }
+    if let Some(x) = args.form {
+        a.sample.form = x;
+    }
     a.kde = super::eval::kde_options(&args.bandwidth, args.paper_scale, args.min_std)?;
     a.dequantize = if args.no_dequantize {
         "none".into()

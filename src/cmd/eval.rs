@@ -101,6 +101,10 @@ pub struct EvalArgs {
     /// With --checkpoint: DDIM eta in [0, 1] (default 0, deterministic).
     #[arg(long, requires = "checkpoint")]
     pub eta: Option<f64>,
+    /// With --checkpoint: clipped-x0 (default: predict x0, clip it to [-1, 1], step from it) or
+    /// eps (the seeds' form, no clipping inside the chain).
+    #[arg(long, requires = "checkpoint")]
+    pub form: Option<memdiff_diffusion::sample::Form>,
 }
 
 #[derive(Subcommand, Debug)]

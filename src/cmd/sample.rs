@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use memdiff_data::config::RunRecord;
 use memdiff_diffusion::backend::{self, DeviceKind};
 use memdiff_diffusion::checkpoint;
-use memdiff_diffusion::sample::{self, SampleOptions, Sampler, Schedule, TimestepSpacing};
+use memdiff_diffusion::sample::{self, Form, SampleOptions, Sampler, Schedule, TimestepSpacing};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,8 +15,10 @@ use std::time::Instant;
 ///
 /// `ddpm` (default) runs ancestral sampling over all s steps the model was trained with, in
 /// the indexing it was trained with; `ddim` runs K <= s steps (--sampling-steps, default s) with
-/// a timestep spacing and eta (0: deterministic). Images are clamped to [-1, 1] and mapped to
-/// [0, 1]. The same --seed gives the same images on one backend, whatever --batch.
+/// a timestep spacing and eta (0: deterministic). Every step predicts x0, clips it to [-1, 1]
+/// and steps from it (--form clipped-x0, the default; --form eps keeps the seeds' unclipped
+/// form, docs/METHOD.md §2). Images are clamped to [-1, 1] and mapped to [0, 1]. The same
+/// --seed gives the same images on one backend, whatever --batch.
 ///
 /// Examples:
 ///   memdiff sample --checkpoint checkpoints/gmm8 --n 64 --out G.npy --png G.png
@@ -41,6 +43,9 @@ pub struct SampleArgs {
     /// DDIM eta in [0, 1]: 0 deterministic, 1 the posterior variance.
     #[arg(long, default_value_t = 0.0)]
     pub eta: f64,
+    /// clipped-x0 (predict x0, clip to [-1, 1], step from it) or eps (the seeds' form).
+    #[arg(long, default_value = "clipped-x0")]
+    pub form: Form,
     /// Seed of the noise (image i uses the ChaCha8 stream (seed, i)).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -159,6 +164,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
         batch: a.batch,
         indexing: meta.train.indexing,
         clamp: !a.no_clamp,
+        form: a.form,
     };
     // Validate the options before loading anything else or starting the bar.
     sample::plan(&schedule, &opts)?;
@@ -201,6 +207,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
             "n": images.n,
             "shape": [images.n, images.channels, images.h, images.w],
             "sampler": a.sampler.to_string(),
+            "form": a.form.to_string(),
             "network_steps": sample::plan(&schedule, &opts)?.len(),
             "diffusion_steps": schedule.steps,
             "seconds": (seconds * 1000.0).round() / 1000.0,

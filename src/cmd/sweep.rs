@@ -7,12 +7,13 @@ use clap::{Args, Subcommand};
 use memdiff_data::ImageSet;
 use memdiff_diffusion::backend::{self, DeviceKind};
 use memdiff_diffusion::sample::{sample, SampleOptions};
-use memdiff_diffusion::train::{train_in_memory, TrainConfig};
+use memdiff_diffusion::train::{train_in_memory_with_snapshots, TrainConfig, Trainer};
 use memdiff_experiments::config::{Dequantize, Protocol, SweepConfig};
 use memdiff_experiments::grid::Shard;
 use memdiff_experiments::sim::BoxError;
+use memdiff_experiments::sim::Snapshot;
 use memdiff_experiments::{ModelJob, ModelOutput, ModelRunner, RunOptions, SweepDir};
-use memdiff_schedule::{Indexing, Schedule};
+use memdiff_schedule::{Form, Indexing, Schedule};
 use std::path::{Path, PathBuf};
 
 /// Run (or resume) a sweep: every simulation trains a fresh model on a fresh T and is measured
@@ -126,14 +127,25 @@ fn train_config(job: &ModelJob) -> Result<TrainConfig, BoxError> {
     Ok(cfg)
 }
 
+/// Mean of the last (up to) 10 losses.
+fn tail_loss(losses: &[f32]) -> f64 {
+    let tail = &losses[losses.len().saturating_sub(10)..];
+    if tail.is_empty() {
+        f64::NAN
+    } else {
+        tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
+    }
+}
+
 fn sample_options(job: &ModelJob, indexing: Indexing) -> Result<SampleOptions, BoxError> {
     let mut opts: SampleOptions = toml::Value::Table(job.sample.clone())
         .try_into()
         .map_err(|e| format!("[sample] table: {e}"))?;
     opts.indexing = indexing;
     if job.papers_code {
-        // The seeds' code draws the g samples one at a time.
+        // The seeds' code draws the g samples one at a time, in the eps-form.
         opts.batch = 1;
+        opts.form = Form::Eps;
     }
     Ok(opts)
 }
@@ -142,30 +154,74 @@ fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner> {
     let device = backend::device(kind)?;
     Ok(FnRunner(
         move |job: &ModelJob, train: &ImageSet| -> Result<ModelOutput, BoxError> {
-            let cfg = train_config(job)?;
-            let trained = train_in_memory(&cfg, train, &device, None)?;
-            let tail = &trained.losses[trained.losses.len().saturating_sub(10)..];
-            let final_loss = if tail.is_empty() {
-                f64::NAN
-            } else {
-                tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
-            };
-            let model = trained.ema.unwrap_or(trained.model);
+            let mut cfg = train_config(job)?;
+            if let Some(budget) = job.train_steps {
+                // A budget in optimizer steps: as many epochs as it takes, then stop.
+                let (n_train, _) = cfg.split(train.n);
+                cfg.epochs = budget.div_ceil(cfg.steps_per_epoch(n_train.max(1)));
+                cfg.max_steps = Some(budget);
+            }
             let schedule = Schedule::new(cfg.schedule, cfg.diffusion_steps)?;
             let opts = sample_options(job, cfg.indexing)?;
-            let generated = sample(
-                &model,
-                &schedule,
-                job.generated,
-                &opts,
-                job.sample_seed,
+            let draw = |tr: &Trainer| -> Result<Snapshot, BoxError> {
+                // The EMA weights when the run keeps them, as at the end of training.
+                let model = tr.ema_model().unwrap_or_else(|| tr.model());
+                let generated = sample(
+                    &model,
+                    &schedule,
+                    job.generated,
+                    &opts,
+                    job.sample_seed,
+                    &device,
+                    None,
+                )?;
+                Ok(Snapshot {
+                    step: tr.step,
+                    generated,
+                    train_seconds: f64::NAN,
+                    loss: tail_loss(&tr.losses),
+                })
+            };
+            let mut snapshots: Vec<Snapshot> = Vec::new();
+            let t0 = std::time::Instant::now();
+            let mut sampling = 0.0;
+            let trained = train_in_memory_with_snapshots(
+                &cfg,
+                train,
                 &device,
                 None,
+                &job.snapshots,
+                &mut |tr| {
+                    let s0 = std::time::Instant::now();
+                    let mut snap = draw(tr)?;
+                    snap.train_seconds = t0.elapsed().as_secs_f64() - sampling;
+                    sampling += s0.elapsed().as_secs_f64();
+                    snapshots.push(snap);
+                    Ok(())
+                },
             )?;
+            if job.snapshots.is_empty() {
+                // Epoch-based training: one measurement at the end.
+                let model = trained.ema.unwrap_or(trained.model);
+                let generated = sample(
+                    &model,
+                    &schedule,
+                    job.generated,
+                    &opts,
+                    job.sample_seed,
+                    &device,
+                    None,
+                )?;
+                snapshots.push(Snapshot {
+                    step: trained.losses.len(),
+                    generated,
+                    train_seconds: trained.seconds,
+                    loss: tail_loss(&trained.losses),
+                });
+            }
             Ok(ModelOutput {
-                generated,
-                train_seconds: trained.seconds,
-                final_loss,
+                snapshots,
+                sampler: memdiff_diffusion::sample::describe(&opts, &schedule),
             })
         },
     ))

@@ -20,7 +20,7 @@ use memdiff_data::ImageSet;
 use memdiff_model::UNet;
 use memdiff_schedule::sampler::{self, BoxError};
 pub use memdiff_schedule::sampler::{
-    ddim_step, ddpm_step, plan, EpsModel, SampleOptions, Sampler, SamplerError, Step,
+    ddim_step, ddpm_step, plan, EpsModel, Form, SampleOptions, Sampler, SamplerError, Step,
 };
 pub use memdiff_schedule::{Indexing, Schedule, TimestepSpacing};
 
@@ -54,6 +54,21 @@ impl EpsModel for UNetEps<'_> {
         let data = eps.into_data().convert::<f32>();
         data.try_into_vec::<f32>()
             .map_err(|e| format!("reading the network output: {e:?}").into())
+    }
+}
+
+/// The sampler in a few characters, as the `sampler` column of results.csv and the run records
+/// write it: `ddpm/clipped-x0`, `ddim:50:trailing:eta0/clipped-x0`, `ddpm/eps`.
+pub fn describe(opts: &SampleOptions, schedule: &Schedule) -> String {
+    match opts.sampler {
+        Sampler::Ddpm => format!("ddpm/{}", opts.form),
+        Sampler::Ddim => format!(
+            "ddim:{}:{}:eta{}/{}",
+            opts.sampling_steps.unwrap_or(schedule.steps),
+            opts.spacing,
+            opts.eta,
+            opts.form
+        ),
     }
 }
 

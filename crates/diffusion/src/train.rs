@@ -132,6 +132,8 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Resume(String),
+    #[error("measuring the training snapshot at step {step}: {message}")]
+    Snapshot { step: usize, message: String },
 }
 
 fn setting(field: &'static str, value: impl ToString, fix: &'static str) -> TrainError {
@@ -899,12 +901,33 @@ pub fn train_in_memory(
     device: &Device,
     progress: Option<&ProgressBar>,
 ) -> Result<Trained, TrainError> {
+    train_in_memory_with_snapshots(cfg, data, device, progress, &[], &mut |_| Ok(()))
+}
+
+/// Error of a snapshot callback.
+pub type SnapshotError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// [`train_in_memory`], calling `on_snapshot` with the trainer right after each optimizer step
+/// listed in `at` (sorted; steps beyond the run are never reached). The callback may read the
+/// weights ([`Trainer::model`], [`Trainer::ema_model`]) but cannot change them, and it draws
+/// no randomness from the training streams, so the loss trace is the same with or without
+/// snapshots (tested bit for bit).
+pub fn train_in_memory_with_snapshots(
+    cfg: &TrainConfig,
+    data: &ImageSet,
+    device: &Device,
+    progress: Option<&ProgressBar>,
+    at: &[usize],
+    on_snapshot: &mut dyn FnMut(&Trainer) -> Result<(), SnapshotError>,
+) -> Result<Trained, TrainError> {
     let mut tr = Trainer::new(cfg, data, device)?;
     if let Some(pb) = progress {
         pb.set_length(tr.total_steps() as u64);
     }
     let t0 = Instant::now();
     let mut imgs = 0;
+    let mut next = 0;
+    let mut in_snapshots = 0.0;
     while !tr.is_done() {
         let loss = tr.step().map_err(|e| match e {
             TrainError::NonFinite {
@@ -922,10 +945,21 @@ pub fn train_in_memory(
             progress,
             &tr,
             loss,
-            img_per_s(imgs, t0.elapsed().as_secs_f64()),
+            img_per_s(imgs, t0.elapsed().as_secs_f64() - in_snapshots),
         );
+        while next < at.len() && at[next] <= tr.step {
+            if at[next] == tr.step {
+                let s0 = Instant::now();
+                on_snapshot(&tr).map_err(|e| TrainError::Snapshot {
+                    step: tr.step,
+                    message: e.to_string(),
+                })?;
+                in_snapshots += s0.elapsed().as_secs_f64();
+            }
+            next += 1;
+        }
     }
-    let seconds = t0.elapsed().as_secs_f64();
+    let seconds = t0.elapsed().as_secs_f64() - in_snapshots;
     Ok(Trained {
         model: tr.model(),
         ema: tr.ema_model(),

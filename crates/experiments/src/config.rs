@@ -176,6 +176,100 @@ pub struct SweepConfig {
     pub train: toml::Table,
     /// Passed to the sampler (`SampleOptions`).
     pub sample: toml::Table,
+    /// Training budget in optimizer steps, the same for every n (replaces `train.epochs`: a
+    /// fixed number of epochs gives small n few steps and confounds n with training time).
+    pub train_steps: Option<usize>,
+    /// Training snapshots: optimizer steps at which the current weights (the EMA weights if
+    /// kept) are sampled and measured, without stopping training. `"log:A..B:K"` (K steps
+    /// spaced evenly in log between A and B, rounded) or a list `[100, 1000, 5000]`. The final
+    /// step `train_steps` is always measured. Needs `train_steps`.
+    pub eval_at: Option<EvalAt>,
+    /// Thresholds of the three-way verdict (copying / generalizing / not yet trained).
+    pub verdict: memdiff_metrics::summary::VerdictRule,
+}
+
+/// A snapshot schedule as written in the config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EvalAt {
+    List(Vec<usize>),
+    Text(String),
+}
+
+impl EvalAt {
+    /// The sorted, distinct optimizer steps of the schedule, each in `1..=budget`; the budget
+    /// itself is added as the last snapshot.
+    pub fn resolve(&self, budget: usize) -> Result<Vec<usize>, String> {
+        let steps = match self {
+            EvalAt::List(v) => {
+                if v.is_empty() {
+                    return Err("the list is empty: give at least one optimizer step".into());
+                }
+                if v.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(format!(
+                        "{v:?} is not strictly increasing: list the steps in order, once each"
+                    ));
+                }
+                v.clone()
+            }
+            EvalAt::Text(t) => parse_log_schedule(t)?,
+        };
+        if steps.first() == Some(&0) {
+            return Err("step 0 is before any training: snapshots start at step 1".into());
+        }
+        if let Some(&last) = steps.last() {
+            if last > budget {
+                return Err(format!(
+                    "step {last} is beyond the budget train_steps = {budget}"
+                ));
+            }
+        }
+        let mut out = steps;
+        if out.last() != Some(&budget) {
+            out.push(budget);
+        }
+        Ok(out)
+    }
+}
+
+/// `log:A..B:K`: K integers spaced evenly in log from A to B (both kept), rounded, distinct.
+fn parse_log_schedule(t: &str) -> Result<Vec<usize>, String> {
+    let usage = || {
+        format!("\"{t}\" is not a schedule: write \"log:A..B:K\" (e.g. \"log:100..20000:10\") or a list of steps")
+    };
+    let rest = t.strip_prefix("log:").ok_or_else(usage)?;
+    let (range, k) = rest.rsplit_once(':').ok_or_else(usage)?;
+    let (a, b) = range.split_once("..").ok_or_else(usage)?;
+    let num = |x: &str| x.trim().parse::<usize>().map_err(|_| usage());
+    let (a, b, k) = (num(a)?, num(b)?, num(k)?);
+    if a == 0 {
+        return Err("step 0 is before any training: snapshots start at step 1".into());
+    }
+    if b < a {
+        return Err(format!(
+            "log:{a}..{b}: the range is reversed (write the smaller step first)"
+        ));
+    }
+    if k == 0 || (k == 1 && a != b) {
+        return Err(format!(
+            "{t}: K = {k} points cannot span {a}..{b}: give K >= 2"
+        ));
+    }
+    let (la, lb) = ((a as f64).ln(), (b as f64).ln());
+    let mut v: Vec<usize> = (0..k)
+        .map(|i| {
+            let f = if k == 1 {
+                0.0
+            } else {
+                i as f64 / (k - 1) as f64
+            };
+            (la + f * (lb - la)).exp().round() as usize
+        })
+        .collect();
+    v[0] = a;
+    v[k - 1] = b;
+    v.dedup();
+    Ok(v)
 }
 
 impl Default for SweepConfig {
@@ -207,6 +301,9 @@ impl Default for SweepConfig {
             mnist: MnistSettings::default(),
             train: toml::Table::new(),
             sample: toml::Table::new(),
+            train_steps: None,
+            eval_at: None,
+            verdict: Default::default(),
         }
     }
 }
@@ -305,6 +402,33 @@ impl SweepConfig {
         if !(self.gmm.sigma > 0.0 && self.gmm.sigma.is_finite()) {
             return Err(bad("gmm.sigma", "must be a positive number"));
         }
+        if self.train_steps == Some(0) {
+            return Err(bad("train_steps", "0 optimizer steps: give at least 1"));
+        }
+        if self.train_steps.is_some()
+            && (self.train.contains_key("epochs") || self.train.contains_key("max_steps"))
+        {
+            return Err(bad(
+                "train_steps",
+                "set either train_steps or train.epochs / train.max_steps, not both",
+            ));
+        }
+        if let Some(e) = &self.eval_at {
+            let budget = self.train_steps.ok_or_else(|| {
+                bad(
+                    "eval_at",
+                    "snapshots need a budget in optimizer steps: set train_steps",
+                )
+            })?;
+            e.resolve(budget).map_err(|m| bad("eval_at", m))?;
+        }
+        let r = &self.verdict;
+        if !(r.quality_tolerance >= 0.0 && r.quality_tolerance.is_finite()) {
+            return Err(bad("verdict.quality_tolerance", "must be a number >= 0"));
+        }
+        if !(r.copy_fraction > 0.0 && r.copy_fraction <= 1.0) {
+            return Err(bad("verdict.copy_fraction", "must be in (0, 1]"));
+        }
         for (k, v) in &self.train {
             if ["px", "diffusion_steps", "seed"].contains(&k.as_str()) {
                 return Err(bad(
@@ -336,6 +460,16 @@ impl SweepConfig {
         }
     }
 
+    /// The optimizer steps at which model rows are measured: the resolved `eval_at`, or just
+    /// `train_steps`, or empty (the end of an epoch-based training).
+    pub fn snapshots(&self) -> Vec<usize> {
+        match (self.train_steps, &self.eval_at) {
+            (Some(b), Some(e)) => e.resolve(b).unwrap_or_else(|_| vec![b]),
+            (Some(b), None) => vec![b],
+            _ => Vec::new(),
+        }
+    }
+
     /// Quantisation treatment actually applied (`auto` resolved): "none" | "uniform" | "floor".
     pub fn dequantize_resolved(&self) -> &'static str {
         match (self.dequantize, self.data) {
@@ -356,6 +490,7 @@ impl SweepConfig {
         c.sims = 0;
         c.generators.clear();
         c.save_images = 0;
+        c.verdict = Default::default();
         toml::to_string(&c).unwrap_or_default()
     }
 }
@@ -387,5 +522,41 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.n, vec![10, 100]);
         assert!(!c.fresh_original);
+    }
+
+    #[test]
+    fn snapshot_schedules_resolve_or_name_the_key() {
+        let mut c: SweepConfig =
+            parse_toml("train_steps = 20000\neval_at = \"log:100..20000:4\"").unwrap();
+        c.validate().unwrap();
+        // 100 * 200^(i/3): 100, 585, 3420, 20000.
+        assert_eq!(c.snapshots(), vec![100, 585, 3420, 20000]);
+        let mut c: SweepConfig = parse_toml("train_steps = 500\neval_at = [10, 100]").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.snapshots(), vec![10, 100, 500]);
+        for (text, needle) in [
+            ("train_steps = 500\neval_at = []", "empty"),
+            (
+                "train_steps = 500\neval_at = [100, 10]",
+                "not strictly increasing",
+            ),
+            ("train_steps = 500\neval_at = [0, 10]", "step 0"),
+            (
+                "train_steps = 500\neval_at = [10, 600]",
+                "beyond the budget",
+            ),
+            ("train_steps = 500\neval_at = \"log:10..5:3\"", "reversed"),
+            ("train_steps = 500\neval_at = \"lin:1..5:3\"", "log:A..B:K"),
+            ("eval_at = [10]", "train_steps"),
+        ] {
+            let mut c: SweepConfig = parse_toml(text).unwrap();
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.field, "eval_at", "{text}: {e}");
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
+        let mut c: SweepConfig = parse_toml("train_steps = 0").unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "train_steps");
+        let mut c: SweepConfig = parse_toml("train_steps = 5\n[train]\nepochs = 3").unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "train_steps");
     }
 }

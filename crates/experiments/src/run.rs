@@ -152,15 +152,33 @@ mod tests {
             let idx: Vec<usize> = (0..job.generated)
                 .map(|i| (i * 7 + job.sample_seed as usize % 5) % train.n)
                 .collect();
-            let mut g = train.select(&idx);
-            for (i, v) in g.data.iter_mut().enumerate() {
-                *v +=
-                    (((i as u64).wrapping_mul(job.train_seed) % 1000) as f32 / 1000.0 - 0.5) * 0.02;
-            }
+            let steps = if job.snapshots.is_empty() {
+                vec![10]
+            } else {
+                job.snapshots.clone()
+            };
+            // A "network" whose samples approach rows of T as training goes on.
+            let snapshots = steps
+                .iter()
+                .map(|&step| {
+                    let mut g = train.select(&idx);
+                    let spread = 0.02 * 100.0 / (100.0 + step as f32);
+                    for (i, v) in g.data.iter_mut().enumerate() {
+                        *v += (((i as u64).wrapping_mul(job.train_seed) % 1000) as f32 / 1000.0
+                            - 0.5)
+                            * spread;
+                    }
+                    crate::sim::Snapshot {
+                        step,
+                        generated: g,
+                        train_seconds: step as f64 * 1e-3,
+                        loss: 0.5,
+                    }
+                })
+                .collect();
             Ok(ModelOutput {
-                generated: g,
-                train_seconds: 0.0,
-                final_loss: 0.5,
+                snapshots,
+                sampler: "fake".into(),
             })
         }
     }
@@ -286,6 +304,44 @@ mod tests {
             files.iter().any(|f| f.ends_with("samples_c1_s10.png")),
             "{files:?}"
         );
+    }
+
+    #[test]
+    fn snapshots_give_one_model_row_each_and_references_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = tiny();
+        c.train_steps = Some(400);
+        c.eval_at = Some(crate::config::EvalAt::List(vec![4, 40]));
+        c.validate().unwrap();
+        let d = SweepDir::new(tmp.path());
+        run_sweep(c, &d, &opts(), &mut FakeModel).unwrap();
+        let rows = crate::store::read_rows(&d.results()).unwrap();
+        // 6 units x (3 model snapshots + 3 reference generators).
+        assert_eq!(rows.len(), 36);
+        let model: Vec<_> = rows.iter().filter(|r| r.generator == "model").collect();
+        let steps: Vec<u64> = model.iter().take(3).map(|r| r.train_step).collect();
+        assert_eq!(steps, vec![4, 40, 400]);
+        assert!(model.iter().all(|r| r.sampler == "fake"));
+        assert!(rows
+            .iter()
+            .filter(|r| r.generator != "model")
+            .all(|r| r.train_step == 0 && r.sampler == "-"));
+        // The fake network converges to rows of T: f_mem grows along training.
+        let f = |step: u64| {
+            let v: Vec<f64> = model
+                .iter()
+                .filter(|r| r.train_step == step)
+                .map(|r| r.nn_frac_memorized)
+                .collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        assert!(f(400) >= f(4), "{} {}", f(4), f(400));
+        // Every snapshot has a verdict against the one oracle group of its sets.
+        let g = memdiff_metrics::summary::summarize(&rows);
+        assert!(g
+            .iter()
+            .filter(|x| x.key.generator == "model")
+            .all(|x| x.verdict.is_some() && x.e_og_vs_oracle.is_some()));
     }
 
     #[test]

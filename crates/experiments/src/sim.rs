@@ -29,19 +29,36 @@ pub struct ModelJob {
     /// The config's `[train]` and `[sample]` tables.
     pub train: toml::Table,
     pub sample: toml::Table,
+    /// Training budget in optimizer steps (`None`: the `[train]` table's epochs).
+    pub train_steps: Option<usize>,
+    /// Optimizer steps at which to sample the current weights, sorted, the last one the
+    /// budget; empty: sample once at the end of training.
+    pub snapshots: Vec<usize>,
 }
 
-/// What the network returns.
+/// One measured state of the network: `generated` images (values in [0, 1]) sampled from the
+/// weights after `step` optimizer steps.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub step: usize,
+    pub generated: ImageSet,
+    /// Training wall time up to this step (sampling excluded).
+    pub train_seconds: f64,
+    /// Mean training loss over the last (up to) 10 optimizer steps before the snapshot.
+    pub loss: f64,
+}
+
+/// What the network returns: one [`Snapshot`] per requested step (one at the end of training
+/// when none were requested), in order, and how they were sampled.
 #[derive(Clone, Debug)]
 pub struct ModelOutput {
-    /// `generated` images, values in [0, 1].
-    pub generated: ImageSet,
-    pub train_seconds: f64,
-    /// Mean training loss over the last (up to) 10 optimizer steps.
-    pub final_loss: f64,
+    pub snapshots: Vec<Snapshot>,
+    /// The sampler, e.g. `ddpm/clipped-x0` (the `sampler` column of results.csv).
+    pub sampler: String,
 }
 
-/// Trains a fresh network on a training set (values in [0, 1]) and samples from it.
+/// Trains a fresh network on a training set (values in [0, 1]) and samples from it at every
+/// snapshot of the job.
 pub trait ModelRunner {
     fn train_and_sample(
         &mut self,
@@ -288,7 +305,7 @@ impl SimContext {
         let mut rows = Vec::new();
         for (name, kind) in generators {
             let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seeds.reference, &name, &[]));
-            let (g, train_seconds, final_loss) = match kind {
+            let measured: Vec<Measured> = match kind {
                 GeneratorKind::Oracle => {
                     let g = match &oracle_pool {
                         Some(p) => self.deq(p.clone(), seeds.reference),
@@ -298,7 +315,7 @@ impl SimContext {
                             derive_seed(seeds.reference, "oracle", &[]),
                         )?,
                     };
-                    (g, None, None)
+                    vec![Measured::reference(g)]
                 }
                 GeneratorKind::Copy | GeneratorKind::CopyNoise(_) => {
                     let idx: Vec<usize> = (0..cfg.generated)
@@ -311,7 +328,7 @@ impl SimContext {
                             *v += rand_distr::Distribution::sample(&normal, &mut rng) as f32;
                         }
                     }
-                    (g, None, None)
+                    vec![Measured::reference(g)]
                 }
                 GeneratorKind::Model => {
                     let job = ModelJob {
@@ -324,6 +341,8 @@ impl SimContext {
                         papers_code: papers,
                         train: cfg.train.clone(),
                         sample: cfg.sample.clone(),
+                        train_steps: cfg.train_steps,
+                        snapshots: cfg.snapshots(),
                     };
                     let out =
                         runner
@@ -332,103 +351,161 @@ impl SimContext {
                                 unit: u.id(),
                                 source,
                             })?;
-                    let g = out.generated;
-                    if g.n != cfg.generated || g.dim() != t.dim() {
+                    let want: Vec<usize> = out.snapshots.iter().map(|s| s.step).collect();
+                    if !job.snapshots.is_empty() && want != job.snapshots {
                         return Err(SimError::Data {
                             unit: u.id(),
                             message: format!(
-                                "the model returned {} images of {} pixels; expected {} of {}",
-                                g.n,
-                                g.dim(),
-                                cfg.generated,
-                                t.dim()
+                                "the model returned snapshots at steps {want:?}; expected {:?}",
+                                job.snapshots
                             ),
                         });
                     }
-                    if let Some(i) = g.data.iter().position(|v| !v.is_finite()) {
-                        return Err(SimError::Data {
-                            unit: u.id(),
-                            message: format!(
-                                "generated value {i} is not finite (training diverged?)"
-                            ),
+                    let mut v = Vec::with_capacity(out.snapshots.len());
+                    for snap in out.snapshots {
+                        let g = snap.generated;
+                        if g.n != cfg.generated || g.dim() != t.dim() {
+                            return Err(SimError::Data {
+                                unit: u.id(),
+                                message: format!(
+                                    "the model returned {} images of {} pixels; expected {} of {}",
+                                    g.n,
+                                    g.dim(),
+                                    cfg.generated,
+                                    t.dim()
+                                ),
+                            });
+                        }
+                        if let Some(i) = g.data.iter().position(|v| !v.is_finite()) {
+                            return Err(SimError::Data {
+                                unit: u.id(),
+                                message: format!(
+                                    "generated value {i} at step {} is not finite (training diverged?)",
+                                    snap.step
+                                ),
+                            });
+                        }
+                        v.push(Measured {
+                            g,
+                            train_step: snap.step as u64,
+                            train_seconds: snap.train_seconds,
+                            loss: snap.loss,
+                            sampler: out.sampler.clone(),
                         });
                     }
-                    (g, Some(out.train_seconds), Some(out.final_loss))
+                    v
                 }
             };
-            let v = metric::evaluate(prep, &t_eval, &g).map_err(|source| SimError::Metric {
-                unit: u.id(),
-                source,
-            })?;
-            if v.tie_share_oo > 0.5 && cfg.dequantize_resolved() == "none" && !self.warned_ties {
-                self.warned_ties = true;
-                tracing_warn(&format!(
+            let last = measured.len().saturating_sub(1);
+            for (
+                si,
+                Measured {
+                    g,
+                    train_step,
+                    train_seconds,
+                    loss,
+                    sampler,
+                },
+            ) in measured.into_iter().enumerate()
+            {
+                let v = metric::evaluate(prep, &t_eval, &g).map_err(|source| SimError::Metric {
+                    unit: u.id(),
+                    source,
+                })?;
+                if v.tie_share_oo > 0.5 && cfg.dequantize_resolved() == "none" && !self.warned_ties
+                {
+                    self.warned_ties = true;
+                    tracing_warn(&format!(
                     "exact ties make up {:.0} % of O's self-term pairs: the metric is dominated by \
                      quantisation (SPEC §4b); use dequantize = \"uniform\" or \"floor\"",
                     100.0 * v.tie_share_oo
                 ));
-            }
-            let nn = if cfg.nn {
-                Some(metric::nearest(&g, &t).map_err(|source| SimError::Metric {
-                    unit: u.id(),
-                    source,
-                })?)
-            } else {
-                None
-            };
-            if kind == GeneratorKind::Model && u.sim == 0 && cfg.save_images > 0 {
-                if let Some(dir) = &self.samples_dir {
-                    let nn = match &nn {
-                        Some(x) => x.clone(),
-                        None => metric::nearest(&g, &t).map_err(|source| SimError::Metric {
-                            unit: u.id(),
-                            source,
-                        })?,
-                    };
-                    let k = cfg.save_images.min(g.n);
-                    let mut data = Vec::with_capacity(2 * k * g.dim());
-                    for i in 0..k {
-                        data.extend_from_slice(g.row(i));
-                        data.extend_from_slice(t.row(nn.nearest[i]));
-                    }
-                    let set = ImageSet::new(2 * k, g.channels, g.h, g.w, data);
-                    let path = dir.join(format!("{}.npy", crate::samples::stem(u)));
-                    memdiff_data::npy::write_npy(&path, &set).map_err(|source| {
-                        SimError::Samples {
-                            unit: u.id(),
-                            source,
-                        }
-                    })?;
                 }
+                let nn = if cfg.nn {
+                    Some(metric::nearest(&g, &t).map_err(|source| SimError::Metric {
+                        unit: u.id(),
+                        source,
+                    })?)
+                } else {
+                    None
+                };
+                if kind == GeneratorKind::Model && si == last && u.sim == 0 && cfg.save_images > 0 {
+                    if let Some(dir) = &self.samples_dir {
+                        let nn = match &nn {
+                            Some(x) => x.clone(),
+                            None => metric::nearest(&g, &t).map_err(|source| SimError::Metric {
+                                unit: u.id(),
+                                source,
+                            })?,
+                        };
+                        let k = cfg.save_images.min(g.n);
+                        let mut data = Vec::with_capacity(2 * k * g.dim());
+                        for i in 0..k {
+                            data.extend_from_slice(g.row(i));
+                            data.extend_from_slice(t.row(nn.nearest[i]));
+                        }
+                        let set = ImageSet::new(2 * k, g.channels, g.h, g.w, data);
+                        let path = dir.join(format!("{}.npy", crate::samples::stem(u)));
+                        memdiff_data::npy::write_npy(&path, &set).map_err(|source| {
+                            SimError::Samples {
+                                unit: u.id(),
+                                source,
+                            }
+                        })?;
+                    }
+                }
+                rows.push(SimRow {
+                    data: cfg.data.to_string(),
+                    px: cfg.px as u32,
+                    d: t.dim() as u32,
+                    components: u.components as u32,
+                    n: u.n as u64,
+                    steps: u.steps as u32,
+                    generator: name.clone(),
+                    protocol: cfg.protocol.to_string(),
+                    sim: u.sim as u64,
+                    seed: seeds.row_seed(),
+                    n_original: cfg.n_original as u64,
+                    n_train: t.n as u64,
+                    n_generated: g.n as u64,
+                    bandwidth: cfg.bandwidth.clone(),
+                    dequantized: cfg.dequantize_resolved().to_string(),
+                    e_tg: v.e_tg,
+                    e_og: v.e_og,
+                    delta: v.delta,
+                    delta_unbiased: v.delta_unbiased,
+                    nn_ratio_mean: nn.as_ref().map_or(f64::NAN, |x| x.ratio_mean),
+                    nn_frac_memorized: nn.as_ref().map_or(f64::NAN, |x| x.frac_memorized),
+                    pixels_used: v.pixels_used as u64,
+                    pixels_skipped: v.pixels_skipped as u64,
+                    train_seconds,
+                    final_loss: loss,
+                    train_step,
+                    sampler,
+                });
             }
-            rows.push(SimRow {
-                data: cfg.data.to_string(),
-                px: cfg.px as u32,
-                d: t.dim() as u32,
-                components: u.components as u32,
-                n: u.n as u64,
-                steps: u.steps as u32,
-                generator: name,
-                protocol: cfg.protocol.to_string(),
-                sim: u.sim as u64,
-                seed: seeds.row_seed(),
-                n_original: cfg.n_original as u64,
-                n_train: t.n as u64,
-                n_generated: g.n as u64,
-                bandwidth: cfg.bandwidth.clone(),
-                dequantized: cfg.dequantize_resolved().to_string(),
-                e_tg: v.e_tg,
-                e_og: v.e_og,
-                delta: v.delta,
-                delta_unbiased: v.delta_unbiased,
-                nn_ratio_mean: nn.as_ref().map_or(f64::NAN, |x| x.ratio_mean),
-                nn_frac_memorized: nn.as_ref().map_or(f64::NAN, |x| x.frac_memorized),
-                pixels_used: v.pixels_used as u64,
-                pixels_skipped: v.pixels_skipped as u64,
-                train_seconds: train_seconds.unwrap_or(f64::NAN),
-                final_loss: final_loss.unwrap_or(f64::NAN),
-            });
         }
         Ok(rows)
+    }
+}
+
+/// One generated set to measure: a reference generator's, or a model snapshot's.
+struct Measured {
+    g: ImageSet,
+    train_step: u64,
+    train_seconds: f64,
+    loss: f64,
+    sampler: String,
+}
+
+impl Measured {
+    fn reference(g: ImageSet) -> Self {
+        Self {
+            g,
+            train_step: 0,
+            train_seconds: f64::NAN,
+            loss: f64::NAN,
+            sampler: "-".into(),
+        }
     }
 }

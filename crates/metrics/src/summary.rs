@@ -295,6 +295,7 @@ pub struct GroupSummary {
 
 /// Thresholds of the three-way [`Verdict`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct VerdictRule {
     /// f_mem at or above this is copying (default 0.5, the onset threshold of τ_mem).
     pub copy_fraction: f64,
