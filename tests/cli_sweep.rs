@@ -79,7 +79,7 @@ fn tiny_model_sweep_end_to_end_then_kill_and_resume() {
     // 2 n x 2 sims units, 4 generators each
     let t = table(&whole);
     assert_eq!(t.len(), 1 + 16, "{t:?}");
-    assert!(out.contains("| 1 | 8 | 3 | model |"), "{out}");
+    assert!(out.contains("| 1 | 8 | 3 | 1 | model |"), "{out}");
     for f in [
         "report/summary.csv",
         "report/summary.md",
@@ -262,7 +262,7 @@ fn report_numbers_from_the_fixture() {
         tmp.path(),
     ));
     assert!(
-        md.contains("| 1 | 10 | 50 | model | 4 | 0.25 [0.05, 0.70] | 0.50 [0.15, 0.85] |"),
+        md.contains("| 1 | 10 | 50 | – | model | 4 | 0.25 [0.05, 0.70] | 0.50 [0.15, 0.85] |"),
         "{md}"
     );
     assert!(md.contains("indistinguishable (p=0.112)"), "{md}");

@@ -41,6 +41,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         &rows,
         &out,
         samples.is_dir().then_some(samples.as_path()),
+        &dir.verdict_rule(),
     )
     .with_context(|| format!("writing the report into {}", out.display()))?;
     println!("{md}");

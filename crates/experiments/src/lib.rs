@@ -19,6 +19,7 @@ pub mod run;
 pub mod samples;
 pub mod sim;
 pub mod store;
+pub mod trajectory;
 
 pub use config::SweepConfig;
 pub use row::SimRow;

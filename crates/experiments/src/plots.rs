@@ -5,10 +5,21 @@
 //! - `p_delta_u_vs_n`: the same for the unbiased Δ_U;
 //! - `e_og_hat_vs_n`: Ê_OG vs n (log–log);
 //! - `eta_vs_c`: η vs C, one line per s (one file per data/protocol);
-//! - `samples_*`: generated images beside their nearest training images, one row per n.
+//! - `samples_*`: generated images beside their nearest training images, one row per n;
+//!
+//! and, for sweeps with training snapshots, one set per (data, px, protocol, C, s, sampler):
+//! - `f_mem_vs_step`: f_mem against the optimizer step, one line per n, Wilson bands, log x;
+//! - `phase`: the phase diagram, f_mem over (step, n) as a heat map, each cell with f_mem, E_OG
+//!   over the oracle's and the reading (C copying, G generalizing, U not yet trained), copying
+//!   cells framed;
+//! - `tau_mem_vs_n`: τ_mem against n (log–log) with bootstrap intervals, the fitted power law
+//!   and the slope-1 reference line.
+//!
+//! The P(Δ>0)-versus-n figures use the last snapshot of each n.
 
 use crate::report::{Report, ReportError, ReportRow, ALPHA};
-use memdiff_plot::{LegendPos, LinePlot, Series};
+use crate::trajectory::Trajectory;
+use memdiff_plot::{HeatMap, LegendPos, LinePlot, Series};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -168,10 +179,13 @@ fn e_og_plot(k: &PanelKey, rows: &[&ReportRow]) -> LinePlot {
 /// Writes every figure of the report under `out`; returns the files.
 pub fn plot_all(rep: &Report, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let mut panels: BTreeMap<PanelKey, Vec<&ReportRow>> = BTreeMap::new();
-    for r in &rep.rows {
+    for r in rep.rows.iter().filter(|r| r.final_snapshot) {
         panels.entry(panel_key(r)).or_default().push(r);
     }
     let mut files = Vec::new();
+    for t in &rep.trajectories {
+        files.extend(trajectory_plots(t, out)?);
+    }
     for (k, rows) in &panels {
         files.extend(p_plot(k, rows, false).save(&out.join(file_stem(k, "p_delta_vs_n")))?);
         files.extend(p_plot(k, rows, true).save(&out.join(file_stem(k, "p_delta_u_vs_n")))?);
@@ -224,4 +238,147 @@ pub fn plot_all(rep: &Report, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
 /// generated images of the i-th smallest n, each followed by its nearest training image.
 pub fn sample_grids(samples: &Path, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
     crate::samples::grids(samples, out)
+}
+
+fn short(v: &str) -> &'static str {
+    match v {
+        "copying" => "C",
+        "generalizing" => "G",
+        "not yet trained" => "U",
+        _ => "–",
+    }
+}
+
+/// The three figures of one trajectory family.
+pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut files = Vec::new();
+    let stem = t.family.stem();
+    let label = t.family.label();
+    let mut ns: Vec<u64> = t.cells.iter().map(|c| c.n).collect();
+    ns.dedup();
+    let mut steps: Vec<u64> = t.cells.iter().map(|c| c.train_step).collect();
+    steps.sort_unstable();
+    steps.dedup();
+
+    let mut p = LinePlot::new(
+        format!("f_mem along training — {label}"),
+        "optimizer step",
+        "f_mem (d1/d2 < 1/3), Wilson 95 %",
+    );
+    p.log_x = true;
+    p.y_range = Some((-0.02, 1.02));
+    p.legend = LegendPos::UpperLeft;
+    for (i, n) in ns.iter().enumerate() {
+        let c: Vec<_> = t.cells.iter().filter(|c| c.n == *n).collect();
+        let pts = c.iter().map(|c| (c.train_step as f64, c.f_mem)).collect();
+        let band = c
+            .iter()
+            .map(|c| (c.train_step as f64, c.f_mem_lo, c.f_mem_hi))
+            .collect();
+        p.series.push(
+            Series::line_and_points(format!("n = {n}"), pts)
+                .with_band(band)
+                .with_color(i),
+        );
+    }
+    p.series.push(
+        Series::line(
+            format!("onset threshold {}", t.threshold),
+            vec![
+                (*steps.first().unwrap_or(&1) as f64, t.threshold),
+                (*steps.last().unwrap_or(&1) as f64, t.threshold),
+            ],
+        )
+        .dashed()
+        .with_color(7),
+    );
+    files.extend(p.save(&out.join(format!("f_mem_vs_step_{stem}")))?);
+
+    let mut h = HeatMap {
+        title: format!("Phase diagram — {label}: f_mem · E_OG/oracle · reading"),
+        x_label: "optimizer step".into(),
+        y_label: "training-set size n".into(),
+        x_ticks: steps.iter().map(|s| s.to_string()).collect(),
+        y_ticks: ns.iter().map(|n| n.to_string()).collect(),
+        cells: Vec::new(),
+        framed: Vec::new(),
+        size: (140 + 110 * steps.len() as u32, 130 + 70 * ns.len() as u32),
+    };
+    h.size.0 = h.size.0.max(700);
+    for c in &t.cells {
+        let x = steps.iter().position(|s| *s == c.train_step).unwrap_or(0);
+        let y = ns.iter().position(|n| *n == c.n).unwrap_or(0);
+        let ratio = if c.e_og_vs_oracle.is_finite() {
+            format!("{:.1}x", c.e_og_vs_oracle)
+        } else {
+            "–".into()
+        };
+        h.cells.push((
+            x,
+            y,
+            c.f_mem,
+            format!("{:.2}\n{ratio} {}", c.f_mem, short(&c.verdict)),
+        ));
+        if c.verdict == "copying" {
+            h.framed.push((x, y));
+        }
+    }
+    files.extend(h.save(&out.join(format!("phase_{stem}")))?);
+
+    let reached: Vec<_> = t.onsets.iter().filter(|o| o.tau_mem.is_some()).collect();
+    if !reached.is_empty() {
+        let mut p = LinePlot::new(
+            format!("τ_mem vs n — {label}"),
+            "training-set size n",
+            format!("τ_mem: first step with f_mem ≥ {}", t.threshold),
+        );
+        p.log_x = true;
+        p.log_y = true;
+        p.legend = LegendPos::UpperLeft;
+        let pts: Vec<(f64, f64)> = reached
+            .iter()
+            .map(|o| (o.n as f64, o.tau_mem.unwrap()))
+            .collect();
+        let band = reached
+            .iter()
+            .map(|o| {
+                let v = o.tau_mem.unwrap();
+                (
+                    o.n as f64,
+                    o.tau_mem_lo.unwrap_or(v),
+                    o.tau_mem_hi.unwrap_or(v),
+                )
+            })
+            .collect();
+        p.series.push(
+            Series::points("τ_mem (95 % bootstrap)", pts.clone())
+                .with_band(band)
+                .with_color(0),
+        );
+        let (n0, t0) = pts[0];
+        let n1 = reached.last().map_or(n0, |o| o.n as f64);
+        if let Some(sl) = &t.slope {
+            // The least-squares line through the points' log-means.
+            let mx = pts.iter().map(|p| p.0.ln()).sum::<f64>() / pts.len() as f64;
+            let my = pts.iter().map(|p| p.1.ln()).sum::<f64>() / pts.len() as f64;
+            let at = |n: f64| (my + sl.slope * (n.ln() - mx)).exp();
+            p.series.push(
+                Series::line(
+                    format!("fit: slope {:.2} [{:.2}, {:.2}]", sl.slope, sl.lo, sl.hi),
+                    vec![(n0, at(n0)), (n1, at(n1))],
+                )
+                .with_color(1),
+            );
+        }
+        p.series.push(
+            Series::line(
+                "slope 1 (Bonnaire et al.)",
+                vec![(n0, t0), (n1, t0 * n1 / n0)],
+            )
+            .dashed()
+            .with_color(7),
+        );
+        files.extend(p.save(&out.join(format!("tau_mem_vs_n_{stem}")))?);
+    }
+    Ok(files)
 }

@@ -12,7 +12,8 @@
 //! smallest and the largest n. This module lays them out (Markdown, CSV) and plots them.
 
 use crate::row::SimRow;
-use memdiff_metrics::summary::{self, GroupSummary};
+use crate::trajectory::{self, Trajectory};
+use memdiff_metrics::summary::{self, GroupSummary, VerdictRule};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,13 @@ pub struct ReportRow {
     pub n: usize,
     pub steps: usize,
     pub generator: String,
+    /// Optimizer step of the training snapshot (0 for reference generators).
+    pub train_step: u64,
+    /// How the model was sampled (`-` for reference generators).
+    pub sampler: String,
+    /// Whether this is the last snapshot of its (settings, n): the row the main table and the
+    /// P(Δ>0)-versus-n figures show.
+    pub final_snapshot: bool,
     pub sims: usize,
     pub k_delta_pos: usize,
     pub p_delta_pos: f64,
@@ -53,6 +61,14 @@ pub struct ReportRow {
     pub e_og_hat: f64,
     pub e_tg_hat: f64,
     pub nn_frac_memorized: f64,
+    /// f_mem pooled over the group's generated samples, with its Wilson 95 % interval.
+    pub f_mem: f64,
+    pub f_mem_lo: f64,
+    pub f_mem_hi: f64,
+    /// Mean E_OG over the oracle's at the same settings (NaN for the oracle or without one).
+    pub e_og_vs_oracle: f64,
+    /// The three-way reading of a model row: copying, generalizing or not yet trained.
+    pub reading: String,
     /// Two-sided Mann–Whitney p-value of the model's Δ against the oracle's (model rows with an
     /// oracle at the same n only).
     pub vs_oracle_p: Option<f64>,
@@ -83,6 +99,9 @@ pub struct EtaRow {
 pub struct Report {
     pub rows: Vec<ReportRow>,
     pub eta: Vec<EtaRow>,
+    /// Memorization along training (sweeps with several snapshots only).
+    pub trajectories: Vec<Trajectory>,
+    pub rule: VerdictRule,
 }
 
 fn report_row(g: &GroupSummary) -> ReportRow {
@@ -106,6 +125,9 @@ fn report_row(g: &GroupSummary) -> ReportRow {
         n: k.n as usize,
         steps: k.steps as usize,
         generator: k.generator.clone(),
+        train_step: k.train_step,
+        sampler: k.sampler.clone(),
+        final_snapshot: true,
         sims: g.m,
         k_delta_pos: g.p_delta.k as usize,
         p_delta_pos: g.p_delta.p,
@@ -126,6 +148,11 @@ fn report_row(g: &GroupSummary) -> ReportRow {
         e_og_hat: g.ehat_og.mean,
         e_tg_hat: g.ehat_tg.mean,
         nn_frac_memorized: g.nn_frac_memorized.mean,
+        f_mem: g.f_mem.p,
+        f_mem_lo: g.f_mem.lo,
+        f_mem_hi: g.f_mem.hi,
+        e_og_vs_oracle: g.e_og_vs_oracle.unwrap_or(f64::NAN),
+        reading: g.verdict.map_or("–".into(), |v| v.to_string()),
         vs_oracle_p: p,
         vs_oracle_auc: auc,
         verdict,
@@ -134,9 +161,46 @@ fn report_row(g: &GroupSummary) -> ReportRow {
 
 /// Aggregates results rows into the report table and η (through
 /// `memdiff_metrics::summary::{summarize, eta}`, the same numbers `memdiff eval summarize` gives).
-pub fn aggregate(rows: &[SimRow]) -> Report {
-    let groups = summary::summarize(rows);
+pub fn aggregate(rows: &[SimRow], rule: &VerdictRule) -> Report {
+    let groups = summary::summarize_with(rows, rule);
     let mut out: Vec<ReportRow> = groups.iter().map(report_row).collect();
+    // Only the last snapshot of each (settings, n) goes into the main table and P-vs-n figures.
+    let mut last: std::collections::BTreeMap<
+        (
+            String,
+            usize,
+            String,
+            String,
+            String,
+            usize,
+            usize,
+            usize,
+            String,
+            String,
+        ),
+        u64,
+    > = Default::default();
+    let key = |r: &ReportRow| {
+        (
+            r.data.clone(),
+            r.px,
+            r.protocol.clone(),
+            r.bandwidth.clone(),
+            r.dequantized.clone(),
+            r.components,
+            r.n,
+            r.steps,
+            r.generator.clone(),
+            r.sampler.clone(),
+        )
+    };
+    for r in &out {
+        let e = last.entry(key(r)).or_insert(r.train_step);
+        *e = (*e).max(r.train_step);
+    }
+    for r in &mut out {
+        r.final_snapshot = last[&key(r)] == r.train_step;
+    }
     // Table order: per (data, px, protocol, ..., C, n): model rows by s, then the references.
     out.sort_by(|a, b| {
         let ka = (
@@ -161,6 +225,7 @@ pub fn aggregate(rows: &[SimRow]) -> Report {
             .then(generator_rank(&a.generator).cmp(&generator_rank(&b.generator)))
             .then(a.generator.cmp(&b.generator))
             .then(a.steps.cmp(&b.steps))
+            .then(a.train_step.cmp(&b.train_step))
     });
     let eta = summary::eta(&groups)
         .into_iter()
@@ -178,7 +243,13 @@ pub fn aggregate(rows: &[SimRow]) -> Report {
             eta: e.eta.unwrap_or(f64::NAN),
         })
         .collect();
-    Report { rows: out, eta }
+    let trajectories = trajectory::trajectories(rows, &groups, rule);
+    Report {
+        rows: out,
+        eta,
+        trajectories,
+        rule: *rule,
+    }
 }
 
 fn generator_rank(g: &str) -> usize {
@@ -210,9 +281,11 @@ fn fnum(x: f64) -> String {
 
 /// The report table as Markdown (what the terminal prints).
 pub fn markdown(rep: &Report) -> String {
+    let cf = rep.rule.copy_fraction;
+    let tol = (rep.rule.quality_tolerance * 100.0).round();
     let mut s = String::new();
     let mut last: Option<(String, usize, String, String, String)> = None;
-    for r in &rep.rows {
+    for r in rep.rows.iter().filter(|r| r.final_snapshot) {
         let head = (
             r.data.clone(),
             r.px,
@@ -226,16 +299,17 @@ pub fn markdown(rep: &Report) -> String {
                 "\n### data {}, px {}, protocol {}, bandwidth {}, dequantization {}\n",
                 head.0, head.1, head.2, head.3, head.4
             );
-            s.push_str("| C | n | s | generator | sims | P(Δ>0) [95 % CI] | P(Δ_U>0) [95 % CI] | mean Δ ± se | mean Δ_U ± se | Ê_OG | Ê_TG | NN memorized | model vs oracle |\n");
-            s.push_str("| ---: | ---: | ---: | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | --- |\n");
+            s.push_str("| C | n | s | step | generator | sims | P(Δ>0) [95 % CI] | P(Δ_U>0) [95 % CI] | mean Δ ± se | mean Δ_U ± se | Ê_OG | E_OG / oracle | f_mem [95 % CI] | Δ vs oracle | reading |\n");
+            s.push_str("| ---: | ---: | ---: | ---: | --- | ---: | --- | --- | --- | --- | ---: | ---: | --- | --- | --- |\n");
             last = Some(head);
         }
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | {} ± {} | {} ± {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | {} ± {} | {} ± {} | {} | {} | {} | {} | {} |",
             r.components,
             r.n,
             if r.steps == 0 { "–".to_string() } else { r.steps.to_string() },
+            if r.train_step == 0 { "–".to_string() } else { r.train_step.to_string() },
             r.generator,
             r.sims,
             r.p_delta_pos,
@@ -249,10 +323,18 @@ pub fn markdown(rep: &Report) -> String {
             fnum(r.mean_delta_u),
             fnum(r.se_delta_u),
             fnum(r.e_og_hat),
-            fnum(r.e_tg_hat),
-            fnum(r.nn_frac_memorized),
-            r.verdict
+            fnum(r.e_og_vs_oracle),
+            if r.f_mem.is_nan() {
+                "–".to_string()
+            } else {
+                format!("{:.2} [{:.2}, {:.2}]", r.f_mem, r.f_mem_lo, r.f_mem_hi)
+            },
+            r.verdict,
+            r.reading
         );
+    }
+    for t in &rep.trajectories {
+        trajectory_markdown(&mut s, t, &rep.rule);
     }
     if !rep.eta.is_empty() {
         s.push_str("\n### η = −ln(1 − E_OG(n_large) / E_OG(n_small)) (smaller is better)\n\n");
@@ -283,12 +365,17 @@ pub fn markdown(rep: &Report) -> String {
             );
         }
     }
-    s.push_str(
+    s.push_str(&format!(
         "\nRead P(Δ>0) against the oracle row at the same n (SPEC §4b): a generator that never saw T \
          has P(Δ>0) rising from ≈0.1 to ≈0.5 with n; copies stay near 0. Δ_U removes that offset \
-         (oracle ≈ 0.5 at every n). The verdict is a two-sided Mann–Whitney test of the model's Δ \
-         against the oracle's on the same O and T draws.\n",
-    );
+         (oracle ≈ 0.5 at every n). \"Δ vs oracle\" is a two-sided Mann–Whitney test of the model's Δ \
+         against the oracle's on the same O and T draws; it cannot see sample quality, so the \
+         reading adds E_OG against the oracle's: copying (f_mem ≥ {cf}, or Δ towards copying at \
+         the data's quality), generalizing (not copying, E_OG within {tol} % of the oracle's), not \
+         yet trained (E_OG further above the oracle's: samples far from the data, whatever Δ \
+         says). f_mem is the fraction of generated samples whose nearest training image is \
+         closer than a third of the second nearest (d1/d2 < 1/3). docs/METHOD.md §4b, §7.\n",
+    ));
     if rep.rows.iter().any(|r| r.protocol == "papers-code") {
         s.push_str(
             "\nUnder the papers-code protocol O, T and G sit on different scales (SPEC §5): every \
@@ -297,6 +384,110 @@ pub fn markdown(rep: &Report) -> String {
         );
     }
     s
+}
+
+fn opt_step(x: Option<f64>) -> String {
+    x.map_or("–".into(), |v| format!("{v:.0}"))
+}
+
+/// The "memorization along training" section of one family.
+fn trajectory_markdown(s: &mut String, t: &Trajectory, rule: &VerdictRule) {
+    let f = &t.family;
+    let _ = writeln!(
+        s,
+        "\n### Memorization along training: {} (protocol {})\n",
+        f.label(),
+        f.protocol
+    );
+    let mut steps: Vec<u64> = t.cells.iter().map(|c| c.train_step).collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let _ = writeln!(
+        s,
+        "f_mem [95 % CI] · E_OG/oracle · reading, per training-set size n (rows) and optimizer step (columns):\n"
+    );
+    s.push_str("| n |");
+    for st in &steps {
+        let _ = write!(s, " {st} |");
+    }
+    s.push_str("\n| ---: |");
+    for _ in &steps {
+        s.push_str(" --- |");
+    }
+    s.push('\n');
+    let mut ns: Vec<u64> = t.cells.iter().map(|c| c.n).collect();
+    ns.dedup();
+    for n in ns {
+        let _ = write!(s, "| {n} |");
+        for st in &steps {
+            match t.cells.iter().find(|c| c.n == n && c.train_step == *st) {
+                Some(c) => {
+                    let _ = write!(
+                        s,
+                        " {:.2} [{:.2}, {:.2}] · {} · {} |",
+                        c.f_mem,
+                        c.f_mem_lo,
+                        c.f_mem_hi,
+                        fnum(c.e_og_vs_oracle),
+                        c.verdict
+                    );
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "\nOnsets: τ_mem = first step with f_mem ≥ {} (log-interpolated between snapshots; 95 % bootstrap over simulations), τ_gen = first snapshot with E_OG ≤ {:.2} × the oracle's.\n",
+        t.threshold,
+        1.0 + rule.quality_tolerance
+    );
+    s.push_str("| n | sims | τ_mem [95 % CI] | τ_gen | f_mem at the last step |\n| ---: | ---: | --- | ---: | ---: |\n");
+    for o in &t.onsets {
+        let tau = match o.tau_mem {
+            Some(v) => format!(
+                "{v:.0} [{}, {}]",
+                opt_step(o.tau_mem_lo),
+                o.tau_mem_hi
+                    .map_or("not reached".into(), |x| format!("{x:.0}"))
+            ),
+            None => format!("not reached by step {}", steps.last().copied().unwrap_or(0)),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.2} |",
+            o.n,
+            o.sims,
+            tau,
+            o.tau_gen.map_or("not reached".into(), |v| v.to_string()),
+            o.f_mem_final
+        );
+    }
+    match &t.slope {
+        Some(sl) => {
+            let _ = writeln!(
+                s,
+                "\nτ_mem ∝ n^a: a = {:.2} [{:.2}, {:.2}] (least squares in log–log over {} values of n; 95 % bootstrap). Bonnaire et al. (2025) find a = 1.",
+                sl.slope, sl.lo, sl.hi, sl.points
+            );
+        }
+        None => s.push_str("\nτ_mem ∝ n^a: fewer than two n reached the onset, no slope.\n"),
+    }
+    s.push_str("\nEMM (largest n with f_mem ≥ 0.9, Gu et al. 2025) per step: ");
+    let e: Vec<String> = t
+        .emm
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.train_step,
+                e.emm.map_or("–".into(), |v| v.to_string())
+            )
+        })
+        .collect();
+    s.push_str(&e.join(", "));
+    s.push('\n');
 }
 
 /// Errors of the report.
@@ -320,11 +511,12 @@ pub fn write_report(
     rows: &[SimRow],
     out: &Path,
     samples: Option<&Path>,
+    rule: &VerdictRule,
 ) -> Result<(String, Vec<PathBuf>), ReportError> {
     if rows.is_empty() {
         return Err(ReportError::Empty(out.to_path_buf()));
     }
-    let rep = aggregate(rows);
+    let rep = aggregate(rows, rule);
     let md = markdown(&rep);
     let mut files = Vec::new();
     let p = out.join("summary.csv");
@@ -336,11 +528,85 @@ pub fn write_report(
     let p = out.join("summary.md");
     memdiff_data::atomic::write_bytes(&p, format!("# memdiff sweep report\n{md}").as_bytes())?;
     files.push(p);
+    if !rep.trajectories.is_empty() {
+        let cells: Vec<_> = rep
+            .trajectories
+            .iter()
+            .flat_map(|t| t.cells.iter().map(move |c| (t.family.label(), c)))
+            .map(|(family, c)| TrajectoryCsv {
+                family,
+                n: c.n,
+                train_step: c.train_step,
+                sims: c.sims,
+                f_mem: c.f_mem,
+                f_mem_lo: c.f_mem_lo,
+                f_mem_hi: c.f_mem_hi,
+                e_og_vs_oracle: c.e_og_vs_oracle,
+                mean_delta_u: c.mean_delta_u,
+                reading: c.verdict.clone(),
+            })
+            .collect();
+        let p = out.join("trajectory.csv");
+        memdiff_data::atomic::write_bytes(&p, &to_csv(&cells))?;
+        files.push(p);
+        let onsets: Vec<_> = rep
+            .trajectories
+            .iter()
+            .flat_map(|t| t.onsets.iter().map(move |o| (t, o)))
+            .map(|(t, o)| OnsetCsv {
+                family: t.family.label(),
+                n: o.n,
+                sims: o.sims,
+                tau_mem: o.tau_mem.unwrap_or(f64::NAN),
+                tau_mem_lo: o.tau_mem_lo.unwrap_or(f64::NAN),
+                tau_mem_hi: o.tau_mem_hi.unwrap_or(f64::NAN),
+                tau_gen: o.tau_gen.map_or(f64::NAN, |v| v as f64),
+                f_mem_final: o.f_mem_final,
+                slope: t.slope.as_ref().map_or(f64::NAN, |s| s.slope),
+                slope_lo: t.slope.as_ref().map_or(f64::NAN, |s| s.lo),
+                slope_hi: t.slope.as_ref().map_or(f64::NAN, |s| s.hi),
+            })
+            .collect();
+        let p = out.join("onsets.csv");
+        memdiff_data::atomic::write_bytes(&p, &to_csv(&onsets))?;
+        files.push(p);
+    }
     files.extend(crate::plots::plot_all(&rep, out)?);
     if let Some(dir) = samples {
         files.extend(crate::plots::sample_grids(dir, out)?);
     }
     Ok((md, files))
+}
+
+/// One row of `trajectory.csv`.
+#[derive(serde::Serialize)]
+struct TrajectoryCsv {
+    family: String,
+    n: u64,
+    train_step: u64,
+    sims: usize,
+    f_mem: f64,
+    f_mem_lo: f64,
+    f_mem_hi: f64,
+    e_og_vs_oracle: f64,
+    mean_delta_u: f64,
+    reading: String,
+}
+
+/// One row of `onsets.csv` (NaN: not reached / undefined).
+#[derive(serde::Serialize)]
+struct OnsetCsv {
+    family: String,
+    n: u64,
+    sims: usize,
+    tau_mem: f64,
+    tau_mem_lo: f64,
+    tau_mem_hi: f64,
+    tau_gen: f64,
+    f_mem_final: f64,
+    slope: f64,
+    slope_lo: f64,
+    slope_hi: f64,
 }
 
 fn to_csv<T: serde::Serialize>(rows: &[T]) -> Vec<u8> {

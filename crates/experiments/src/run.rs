@@ -131,6 +131,7 @@ pub fn report_dir(dir: &SweepDir) -> Result<(String, Vec<std::path::PathBuf>), S
         &rows,
         &dir.report_dir(),
         samples.is_dir().then_some(samples.as_path()),
+        &dir.verdict_rule(),
     )?)
 }
 
@@ -293,7 +294,7 @@ mod tests {
 
         // The report is written, with plots.
         let (md, files) = report_dir(&whole).unwrap();
-        assert!(md.contains("| 1 | 20 | 10 | model |"), "{md}");
+        assert!(md.contains("| 1 | 20 | 10 | 10 | model |"), "{md}");
         assert!(
             files
                 .iter()

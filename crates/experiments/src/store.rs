@@ -89,6 +89,16 @@ impl SweepDir {
     pub fn config_path(&self) -> PathBuf {
         self.root.join("sweep.toml")
     }
+
+    /// The verdict thresholds recorded in `sweep.toml` (the defaults when there is none, e.g.
+    /// for a bare results.csv).
+    pub fn verdict_rule(&self) -> memdiff_metrics::summary::VerdictRule {
+        std::fs::read_to_string(self.config_path())
+            .ok()
+            .and_then(|t| toml::from_str::<crate::SweepConfig>(&t).ok())
+            .map(|c| c.verdict)
+            .unwrap_or_default()
+    }
     pub fn report_dir(&self) -> PathBuf {
         self.root.join("report")
     }

@@ -448,6 +448,160 @@ impl LinePlot {
     }
 }
 
+/// A grid of cells coloured by a value in `[0, 1]` (white to dark red), each with a short text,
+/// and categorical axes: the phase diagram of f_mem over (training step, n).
+#[derive(Debug, Clone)]
+pub struct HeatMap {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Column and row names, left to right and bottom to top.
+    pub x_ticks: Vec<String>,
+    pub y_ticks: Vec<String>,
+    /// `(column, row, value in [0, 1] or NaN for none, text)`.
+    pub cells: Vec<(usize, usize, f64, String)>,
+    /// Cells drawn with a thick black frame (e.g. those read as copying).
+    pub framed: Vec<(usize, usize)>,
+    pub size: (u32, u32),
+}
+
+impl HeatMap {
+    /// Writes `<path>.svg` and `<path>.png`; returns both paths.
+    pub fn save(&self, path_without_ext: &Path) -> Result<Vec<PathBuf>, PlotError> {
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
+            self.draw_on(&root)?;
+            root.present().map_err(|e| self.err(e))?;
+        }
+        let (w, h) = self.size;
+        let mut buf = vec![0u8; w as usize * h as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, self.size).into_drawing_area();
+            self.draw_on(&root)?;
+            root.present().map_err(|e| self.err(e))?;
+        }
+        let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| PlotError::Encode {
+            title: self.title.clone(),
+            message: "pixel buffer has the wrong size".into(),
+        })?;
+        let mut png = io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png)
+            .map_err(|e| PlotError::Encode {
+                title: self.title.clone(),
+                message: e.to_string(),
+            })?;
+        let base = path_without_ext.as_os_str().to_owned();
+        let mut out = Vec::new();
+        for (ext, bytes) in [("svg", svg.as_bytes()), ("png", png.get_ref().as_slice())] {
+            let mut p = base.clone();
+            p.push(".");
+            p.push(ext);
+            let p = PathBuf::from(p);
+            write_atomic(&p, bytes)?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> PlotError {
+        PlotError::Draw {
+            title: self.title.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        register_fonts();
+        let e = |x: &dyn std::fmt::Display| self.err(x);
+        let (nx, ny) = (self.x_ticks.len(), self.y_ticks.len());
+        if nx == 0 || ny == 0 {
+            return Err(PlotError::Invalid {
+                title: self.title.clone(),
+                message: "no rows or columns".into(),
+            });
+        }
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..nx as f64, 0f64..ny as f64)
+            .map_err(|x| e(&x))?;
+        let xt = self.x_ticks.clone();
+        let yt = self.y_ticks.clone();
+        let pick = |ticks: &[String], v: f64| -> String {
+            let i = (v - 0.5).round();
+            if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < ticks.len() {
+                ticks[i as usize].clone()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .x_labels(2 * nx + 1)
+            .y_labels(2 * ny + 1)
+            .x_label_formatter(&|v| pick(&xt, *v))
+            .y_label_formatter(&|v| pick(&yt, *v))
+            .draw()
+            .map_err(|x| e(&x))?;
+        for (cx, cy, v, text) in &self.cells {
+            let (x, y) = (*cx as f64, *cy as f64);
+            let fill = if v.is_finite() {
+                let t = v.clamp(0.0, 1.0);
+                let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+                RGBColor(lerp(255.0, 165.0), lerp(255.0, 15.0), lerp(255.0, 21.0))
+            } else {
+                RGBColor(230, 230, 230)
+            };
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x, y), (x + 1.0, y + 1.0)],
+                    fill.filled(),
+                )))
+                .map_err(|x| e(&x))?;
+            let ink = if v.is_finite() && *v > 0.55 {
+                WHITE
+            } else {
+                BLACK
+            };
+            let style = TextStyle::from((FONT, 13).into_font()).color(&ink).pos(
+                plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ),
+            );
+            for (k, line) in text.lines().enumerate() {
+                let dy = (k as f64 - (text.lines().count() as f64 - 1.0) / 2.0) * 0.22;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        line.to_string(),
+                        (x + 0.5, y + 0.5 - dy),
+                        style.clone(),
+                    )))
+                    .map_err(|x| e(&x))?;
+            }
+        }
+        for (cx, cy) in &self.framed {
+            let (x, y) = (*cx as f64, *cy as f64);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x + 0.03, y + 0.03), (x + 0.97, y + 0.97)],
+                    BLACK.stroke_width(3),
+                )))
+                .map_err(|x| e(&x))?;
+        }
+        Ok(())
+    }
+}
+
 /// Tick labels: plain for moderate magnitudes, scientific otherwise; no float noise.
 fn fmt_tick(v: f64) -> String {
     let a = v.abs();

@@ -1,0 +1,520 @@
+//! Memorization along training time (docs/METHOD.md §7): from the model rows of a sweep with
+//! training snapshots (`train_step` > 0), per (data, px, protocol, C, s, sampler):
+//!
+//! - the trajectory table: per (n, snapshot) f_mem with its Wilson interval, E_OG over the
+//!   oracle's, Δ_U and the three-way verdict (all from `memdiff_metrics::summary`, the numbers
+//!   of the main table);
+//! - τ_mem(n): the first training step at which f_mem reaches the onset threshold (the verdict
+//!   rule's `copy_fraction`, 0.5 by default), interpolated linearly in log(step) between the last
+//!   snapshot below it and the first at or above it, with a percentile bootstrap interval over
+//!   simulations (resampling the simulations of each n with replacement);
+//! - the log–log slope of τ_mem against n (least squares over the n whose τ_mem was reached),
+//!   with a bootstrap interval from the same resamples (Bonnaire et al. 2025 find a slope of 1);
+//! - τ_gen(n): the first snapshot at which mean E_OG is within the verdict tolerance of the
+//!   oracle's;
+//! - EMM per snapshot (Gu et al. 2025): the largest n whose f_mem is at least 0.9.
+
+use crate::row::SimRow;
+use memdiff_metrics::stats;
+use memdiff_metrics::summary::{GroupSummary, Verdict, VerdictRule};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+/// f_mem threshold of Gu et al.'s effective model memorization (EMM).
+pub const EMM_FRACTION: f64 = 0.9;
+/// Bootstrap resamples for the τ_mem and slope intervals.
+pub const BOOTSTRAP: usize = 1000;
+
+/// One family of trajectories: everything but n and the training step fixed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Family {
+    pub data: String,
+    pub px: u32,
+    pub protocol: String,
+    pub components: u32,
+    pub steps: u32,
+    pub sampler: String,
+}
+
+impl Family {
+    fn of(r: &SimRow) -> Self {
+        Family {
+            data: r.data.clone(),
+            px: r.px,
+            protocol: r.protocol.clone(),
+            components: r.components,
+            steps: r.steps,
+            sampler: r.sampler.clone(),
+        }
+    }
+    /// A short label for titles and file names.
+    pub fn label(&self) -> String {
+        format!(
+            "{} px {} C {} s {} ({})",
+            self.data, self.px, self.components, self.steps, self.sampler
+        )
+    }
+    pub fn stem(&self) -> String {
+        let mut s = format!(
+            "{}_px{}_c{}_s{}",
+            self.data, self.px, self.components, self.steps
+        );
+        if self.protocol != "default" {
+            s.push_str(&format!("_{}", self.protocol));
+        }
+        s
+    }
+}
+
+/// One (n, snapshot) cell of a trajectory.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Cell {
+    pub n: u64,
+    pub train_step: u64,
+    pub sims: usize,
+    pub f_mem: f64,
+    pub f_mem_lo: f64,
+    pub f_mem_hi: f64,
+    /// Mean E_OG over the oracle group's mean E_OG (NaN without oracle rows).
+    pub e_og_vs_oracle: f64,
+    pub mean_delta_u: f64,
+    pub verdict: String,
+}
+
+/// τ_mem and τ_gen of one n.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Onset {
+    pub n: u64,
+    pub sims: usize,
+    /// First step with f_mem ≥ the threshold (log-interpolated); `None`: not reached.
+    pub tau_mem: Option<f64>,
+    /// 95 % percentile bootstrap interval (resamples that never reach count as +∞).
+    pub tau_mem_lo: Option<f64>,
+    pub tau_mem_hi: Option<f64>,
+    /// First snapshot with E_OG within the tolerance of the oracle's; `None`: not reached.
+    pub tau_gen: Option<u64>,
+    /// f_mem at the last snapshot.
+    pub f_mem_final: f64,
+}
+
+/// Slope of log τ_mem against log n.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Slope {
+    /// The n values it was fitted on.
+    pub points: usize,
+    pub slope: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// EMM at one snapshot.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Emm {
+    pub train_step: u64,
+    /// Largest n with f_mem ≥ 0.9; `None`: no n reaches it.
+    pub emm: Option<u64>,
+}
+
+/// Everything the report shows for one family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trajectory {
+    pub family: Family,
+    pub threshold: f64,
+    pub cells: Vec<Cell>,
+    pub onsets: Vec<Onset>,
+    pub slope: Option<Slope>,
+    pub emm: Vec<Emm>,
+}
+
+/// The first step at which `f` (pairs (step, f_mem), steps increasing) reaches `thr`,
+/// interpolated linearly in log(step) from the previous snapshot; `None` if never.
+pub fn first_crossing(curve: &[(u64, f64)], thr: f64) -> Option<f64> {
+    let i = curve.iter().position(|&(_, f)| f >= thr)?;
+    let (s1, f1) = curve[i];
+    if i == 0 {
+        return Some(s1 as f64);
+    }
+    let (s0, f0) = curve[i - 1];
+    let w = if f1 > f0 { (thr - f0) / (f1 - f0) } else { 1.0 };
+    let (l0, l1) = ((s0 as f64).ln(), (s1 as f64).ln());
+    Some((l0 + w.clamp(0.0, 1.0) * (l1 - l0)).exp())
+}
+
+/// Least-squares slope of `(ln x, ln y)`; `None` for fewer than 2 distinct x.
+pub fn loglog_slope(pts: &[(f64, f64)]) -> Option<f64> {
+    if pts.len() < 2 {
+        return None;
+    }
+    let lx: Vec<f64> = pts.iter().map(|p| p.0.ln()).collect();
+    let ly: Vec<f64> = pts.iter().map(|p| p.1.ln()).collect();
+    let mx = lx.iter().sum::<f64>() / lx.len() as f64;
+    let my = ly.iter().sum::<f64>() / ly.len() as f64;
+    let sxx: f64 = lx.iter().map(|x| (x - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = lx.iter().zip(&ly).map(|(x, y)| (x - mx) * (y - my)).sum();
+    Some(sxy / sxx)
+}
+
+/// Percentile `q` in [0, 1] of sorted values (nearest rank).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i]
+}
+
+/// Pooled f_mem per snapshot of the given simulations (`per_sim[sim]` = (step, memorized,
+/// generated) by step).
+fn curve(per_sim: &[&Vec<(u64, u64, u64)>], steps: &[u64]) -> Vec<(u64, f64)> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(j, &s)| {
+            let (k, m) = per_sim
+                .iter()
+                .fold((0u64, 0u64), |(k, m), v| (k + v[j].1, m + v[j].2));
+            (
+                s,
+                if m == 0 {
+                    f64::NAN
+                } else {
+                    k as f64 / m as f64
+                },
+            )
+        })
+        .collect()
+}
+
+/// Builds every family's trajectory from the rows and the groups of the main summary (the same
+/// `summarize_with` call, so the cells are the table's numbers). Families with a single
+/// snapshot are left out (nothing to follow along training).
+pub fn trajectories(
+    rows: &[SimRow],
+    groups: &[GroupSummary],
+    rule: &VerdictRule,
+) -> Vec<Trajectory> {
+    let thr = rule.copy_fraction;
+    // Model rows per family, n, sim: (step, memorized, generated).
+    type Sims = BTreeMap<u64, Vec<(u64, u64, u64)>>;
+    let mut fam: BTreeMap<Family, BTreeMap<u64, Sims>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.generator == "model" && r.nn_frac_memorized.is_finite())
+    {
+        let k = (r.nn_frac_memorized * r.n_generated as f64).round() as u64;
+        fam.entry(Family::of(r))
+            .or_default()
+            .entry(r.n)
+            .or_default()
+            .entry(r.sim)
+            .or_default()
+            .push((r.train_step, k, r.n_generated));
+    }
+    let mut out = Vec::new();
+    for (family, by_n) in fam {
+        let steps: Vec<u64> = {
+            let mut v: Vec<u64> = by_n
+                .values()
+                .flat_map(|s| s.values().flat_map(|x| x.iter().map(|p| p.0)))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        if steps.len() < 2 {
+            continue;
+        }
+        let in_family = |g: &&GroupSummary| {
+            let k = &g.key;
+            k.generator == "model"
+                && k.data == family.data
+                && k.px == family.px
+                && k.protocol == family.protocol
+                && k.components == family.components
+                && k.steps == family.steps
+                && k.sampler == family.sampler
+        };
+        let fgroups: Vec<&GroupSummary> = groups.iter().filter(in_family).collect();
+        let mut cells: Vec<Cell> = fgroups
+            .iter()
+            .map(|g| Cell {
+                n: g.key.n,
+                train_step: g.key.train_step,
+                sims: g.m,
+                f_mem: g.f_mem.p,
+                f_mem_lo: g.f_mem.lo,
+                f_mem_hi: g.f_mem.hi,
+                e_og_vs_oracle: g.e_og_vs_oracle.unwrap_or(f64::NAN),
+                mean_delta_u: g.delta_unbiased.mean,
+                verdict: g.verdict.map_or("–".into(), |v| v.to_string()),
+            })
+            .collect();
+        cells.sort_by_key(|c| (c.n, c.train_step));
+
+        // Per n: the simulations' curves (only sims measured at every snapshot).
+        let mut sims_of: BTreeMap<u64, Vec<Vec<(u64, u64, u64)>>> = BTreeMap::new();
+        for (&n, sims) in &by_n {
+            let mut v: Vec<Vec<(u64, u64, u64)>> = Vec::new();
+            for rows in sims.values() {
+                let mut r = rows.clone();
+                r.sort_unstable();
+                if r.iter().map(|p| p.0).eq(steps.iter().copied()) {
+                    v.push(r);
+                }
+            }
+            if !v.is_empty() {
+                sims_of.insert(n, v);
+            }
+        }
+        let tau_of = |sims: &[&Vec<(u64, u64, u64)>]| first_crossing(&curve(sims, &steps), thr);
+        let mut onsets = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(0x7a75_6d65_6d);
+        // boot[b][n index] = τ of resample b (∞ when not reached).
+        let ns: Vec<u64> = sims_of.keys().copied().collect();
+        let mut boot = vec![vec![f64::INFINITY; ns.len()]; BOOTSTRAP];
+        for (j, &n) in ns.iter().enumerate() {
+            let sims = &sims_of[&n];
+            let all: Vec<&Vec<_>> = sims.iter().collect();
+            let tau = tau_of(&all);
+            let mut taus = Vec::with_capacity(BOOTSTRAP);
+            for b in boot.iter_mut() {
+                let pick: Vec<&Vec<_>> = (0..sims.len())
+                    .map(|_| &sims[rng.random_range(0..sims.len())])
+                    .collect();
+                let t = tau_of(&pick).unwrap_or(f64::INFINITY);
+                b[j] = t;
+                taus.push(t);
+            }
+            taus.sort_by(f64::total_cmp);
+            let finite = |x: f64| x.is_finite().then_some(x);
+            let tau_gen = cells
+                .iter()
+                .filter(|c| c.n == n)
+                .find(|c| c.e_og_vs_oracle <= 1.0 + rule.quality_tolerance)
+                .map(|c| c.train_step);
+            let last = curve(&all, &steps).last().map_or(f64::NAN, |x| x.1);
+            onsets.push(Onset {
+                n,
+                sims: sims.len(),
+                tau_mem: tau,
+                tau_mem_lo: tau.and_then(|_| finite(percentile(&taus, 0.025))),
+                tau_mem_hi: tau.and_then(|_| finite(percentile(&taus, 0.975))),
+                tau_gen,
+                f_mem_final: last,
+            });
+        }
+        let reached: Vec<usize> = (0..ns.len())
+            .filter(|&j| onsets[j].tau_mem.is_some())
+            .collect();
+        let slope = if reached.len() >= 2 {
+            let pts: Vec<(f64, f64)> = reached
+                .iter()
+                .map(|&j| (ns[j] as f64, onsets[j].tau_mem.unwrap()))
+                .collect();
+            loglog_slope(&pts).map(|slope| {
+                let mut bs: Vec<f64> = boot
+                    .iter()
+                    .filter_map(|b| {
+                        let p: Vec<(f64, f64)> = reached
+                            .iter()
+                            .filter(|&&j| b[j].is_finite())
+                            .map(|&j| (ns[j] as f64, b[j]))
+                            .collect();
+                        if p.len() == reached.len() {
+                            loglog_slope(&p)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                bs.sort_by(f64::total_cmp);
+                let (lo, hi) = if bs.is_empty() {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    (percentile(&bs, 0.025), percentile(&bs, 0.975))
+                };
+                Slope {
+                    points: reached.len(),
+                    slope,
+                    lo,
+                    hi,
+                }
+            })
+        } else {
+            None
+        };
+        let emm = steps
+            .iter()
+            .map(|&s| Emm {
+                train_step: s,
+                emm: cells
+                    .iter()
+                    .filter(|c| c.train_step == s && c.f_mem >= EMM_FRACTION)
+                    .map(|c| c.n)
+                    .max(),
+            })
+            .collect();
+        out.push(Trajectory {
+            family,
+            threshold: thr,
+            cells,
+            onsets,
+            slope,
+            emm,
+        });
+    }
+    out
+}
+
+/// The verdict of the last snapshot of each n, for the headline sentence.
+pub fn final_verdicts(t: &Trajectory) -> Vec<(u64, String)> {
+    let mut last: BTreeMap<u64, &Cell> = BTreeMap::new();
+    for c in &t.cells {
+        last.insert(c.n, c); // cells are sorted by (n, step): the last wins
+    }
+    last.into_iter()
+        .map(|(n, c)| (n, c.verdict.clone()))
+        .collect()
+}
+
+/// The verdict name as written in the tables (re-exported for the report's legend).
+pub fn verdict_names() -> [String; 3] {
+    [
+        Verdict::Copying.to_string(),
+        Verdict::Generalizing.to_string(),
+        Verdict::NotYetTrained.to_string(),
+    ]
+}
+
+/// Mean of finite values (NaN for none).
+pub fn finite_mean(v: &[f64]) -> f64 {
+    stats::mean_se(v).mean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossing_is_interpolated_in_log_steps() {
+        // 0.2 at 100, 0.8 at 10000: 0.5 is halfway in log, i.e. at 1000.
+        let c = [(100, 0.2), (10_000, 0.8)];
+        assert!((first_crossing(&c, 0.5).unwrap() - 1000.0).abs() < 1e-9);
+        assert_eq!(first_crossing(&c, 0.9), None);
+        assert_eq!(first_crossing(&[(50, 0.6)], 0.5), Some(50.0));
+    }
+
+    #[test]
+    fn loglog_slope_of_a_power_law() {
+        let pts: Vec<(f64, f64)> = [4.0, 16.0, 64.0].iter().map(|&n| (n, 30.0 * n)).collect();
+        assert!((loglog_slope(&pts).unwrap() - 1.0).abs() < 1e-12);
+        let sq: Vec<(f64, f64)> = [2.0, 3.0].iter().map(|&n: &f64| (n, n * n)).collect();
+        assert!((loglog_slope(&sq).unwrap() - 2.0).abs() < 1e-12);
+        assert_eq!(loglog_slope(&[(1.0, 2.0)]), None);
+    }
+
+    /// Rows of a made-up sweep where sim s at size n memorizes `k(n, step)` of 10 samples.
+    fn rows(k: impl Fn(u64, u64, u64) -> u64) -> Vec<SimRow> {
+        let mut v = Vec::new();
+        for n in [4u64, 16, 64] {
+            for sim in 0..4u64 {
+                for step in [100u64, 1000, 10_000] {
+                    let mut r = base(n, sim);
+                    r.generator = "model".into();
+                    r.train_step = step;
+                    r.sampler = "ddpm/clipped-x0".into();
+                    r.nn_frac_memorized = k(n, sim, step) as f64 / 10.0;
+                    r.e_og = if step == 100 { 3.0 } else { 1.1 };
+                    v.push(r);
+                }
+                v.push(base(n, sim));
+            }
+        }
+        v
+    }
+
+    fn base(n: u64, sim: u64) -> SimRow {
+        SimRow {
+            data: "gmm".into(),
+            px: 8,
+            d: 64,
+            components: 1,
+            n,
+            steps: 100,
+            generator: "oracle".into(),
+            protocol: "default".into(),
+            sim,
+            seed: sim,
+            n_original: 100,
+            n_train: n,
+            n_generated: 10,
+            bandwidth: "std-over-n".into(),
+            dequantized: "none".into(),
+            e_tg: 1.0,
+            e_og: 1.0,
+            delta: sim as f64 * 0.01,
+            delta_unbiased: 0.0,
+            nn_ratio_mean: 0.5,
+            nn_frac_memorized: 0.0,
+            pixels_used: 64,
+            pixels_skipped: 0,
+            train_seconds: 1.0,
+            final_loss: 0.1,
+            train_step: 0,
+            sampler: "-".into(),
+        }
+    }
+
+    #[test]
+    fn onsets_slope_and_emm_of_a_made_up_sweep() {
+        // n = 4 copies everything from step 1000, n = 16 from 10000, n = 64 never.
+        let r = rows(|n, _sim, step| match (n, step) {
+            (4, s) if s >= 1000 => 10,
+            (16, 10_000) => 10,
+            _ => 0,
+        });
+        let rule = VerdictRule::default();
+        let g = memdiff_metrics::summary::summarize_with(&r, &rule);
+        let t = trajectories(&r, &g, &rule);
+        assert_eq!(t.len(), 1);
+        let t = &t[0];
+        assert_eq!(t.cells.len(), 9);
+        let on: Vec<(u64, Option<f64>)> = t.onsets.iter().map(|o| (o.n, o.tau_mem)).collect();
+        // 0 -> 1 between snapshots: the log-midpoint.
+        let mid = |a: f64, b: f64| (a * b).sqrt();
+        assert!((on[0].1.unwrap() - mid(100.0, 1000.0)).abs() < 1e-9);
+        assert!((on[1].1.unwrap() - mid(1000.0, 10_000.0)).abs() < 1e-9);
+        assert_eq!(on[2], (64, None));
+        // Every simulation agrees: the bootstrap interval is the point.
+        assert_eq!(t.onsets[0].tau_mem_lo, t.onsets[0].tau_mem);
+        let s = t.slope.as_ref().unwrap();
+        assert_eq!(s.points, 2);
+        assert!((s.slope - (10.0f64).ln() / (4.0f64).ln()).abs() < 1e-9);
+        let emm: Vec<Option<u64>> = t.emm.iter().map(|e| e.emm).collect();
+        assert_eq!(emm, vec![None, Some(4), Some(16)]);
+        // τ_gen: E_OG is 3x the oracle's at step 100, within tolerance from 1000.
+        assert!(t.onsets.iter().all(|o| o.tau_gen == Some(1000)));
+        let v = final_verdicts(t);
+        assert_eq!(v[0].1, "copying");
+        assert_eq!(v[2].1, "generalizing");
+    }
+
+    #[test]
+    fn bootstrap_interval_covers_disagreeing_simulations() {
+        // Half the simulations of n = 4 copy from step 1000, the other half from 10000.
+        let r = rows(|n, sim, step| match (n, sim % 2, step) {
+            (4, 0, s) if s >= 1000 => 10,
+            (4, 1, 10_000) => 10,
+            (16, _, 10_000) => 10,
+            _ => 0,
+        });
+        let rule = VerdictRule::default();
+        let g = memdiff_metrics::summary::summarize_with(&r, &rule);
+        let t = &trajectories(&r, &g, &rule)[0];
+        let o = &t.onsets[0];
+        // Pooled f_mem is exactly 0.5 at 1000: the onset is step 1000.
+        assert!((o.tau_mem.unwrap() - 1000.0).abs() < 1e-6);
+        assert!(o.tau_mem_lo.unwrap() < 1000.0 && o.tau_mem_hi.unwrap() > 1000.0);
+    }
+}
