@@ -308,3 +308,105 @@ fn report_numbers_from_the_fixture() {
         .join("report/p_delta_vs_n_gmm_px8_c1.png")
         .is_file());
 }
+
+/// TINY trained for a budget of optimizer steps, measured at 3 snapshots.
+fn tiny_snapshots() -> String {
+    TINY.replace("epochs = 1\n", "").replace(
+        "save_images = 2",
+        "save_images = 2\ntrain_steps = 6\neval_at = [2, 4]",
+    )
+}
+
+#[test]
+fn snapshot_sweep_kill_resume_and_phase_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &tiny_snapshots());
+    let cfg = cfg.to_str().unwrap();
+    let whole = tmp.path().join("whole");
+    let out = ok(&memdiff(
+        &["sweep", "--config", cfg, "--out", whole.to_str().unwrap()],
+        tmp.path(),
+    ));
+    let t = table(&whole);
+    // 4 units x (3 model snapshots + oracle, copy, copy+noise).
+    assert_eq!(t.len(), 1 + 24, "{t:?}");
+    let hdr: Vec<&str> = t[0].split(',').collect();
+    let col = |name: &str| hdr.iter().position(|h| *h == name).unwrap();
+    let model: Vec<Vec<&str>> = t
+        .iter()
+        .filter(|l| l.contains(",model,"))
+        .map(|l| l.split(',').collect())
+        .collect();
+    let steps: Vec<&str> = model.iter().take(3).map(|r| r[col("train_step")]).collect();
+    assert_eq!(steps, vec!["2", "4", "6"]);
+    assert!(model.iter().all(|r| r[col("sampler")] == "ddpm/clipped-x0"));
+    assert!(out.contains("Memorization along training"), "{out}");
+    for f in [
+        "report/trajectory.csv",
+        "report/onsets.csv",
+        "report/phase_gmm_px8_c1_s3.png",
+        "report/f_mem_vs_step_gmm_px8_c1_s3.svg",
+    ] {
+        assert!(whole.join(f).is_file(), "missing {f}");
+    }
+
+    // A real kill after the first finished unit, then the same command: the same rows.
+    let resumed = tmp.path().join("resumed");
+    let mut child = Command::new(BIN)
+        .args(["sweep", "--config", cfg, "--out", resumed.to_str().unwrap()])
+        .current_dir(tmp.path())
+        .env("RAYON_NUM_THREADS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let sims = resumed.join("sims");
+    while t0.elapsed() < Duration::from_secs(120) {
+        let done = std::fs::read_dir(&sims)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0);
+        if done >= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ok(&memdiff(
+        &["sweep", "--config", cfg, "--out", resumed.to_str().unwrap()],
+        tmp.path(),
+    ));
+    assert_eq!(table(&resumed), t);
+}
+
+#[test]
+fn bad_snapshot_schedules_name_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (eval_at, needle) in [
+        ("[]", "empty"),
+        ("[4, 2]", "not strictly increasing"),
+        ("[0, 2]", "step 0"),
+        ("[2, 60]", "beyond the budget"),
+    ] {
+        let cfg = write_config(
+            tmp.path(),
+            &tiny_snapshots().replace("eval_at = [2, 4]", &format!("eval_at = {eval_at}")),
+        );
+        let o = memdiff(
+            &["sweep", "--config", cfg.to_str().unwrap(), "--out", "x"],
+            tmp.path(),
+        );
+        assert_eq!(o.status.code(), Some(1));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("eval_at") && e.contains(needle) && e.lines().count() == 1,
+            "{eval_at}: {e}"
+        );
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}
