@@ -46,6 +46,36 @@ fn about_prints_the_attribution_and_the_embedded_label_counts() {
         "{out}"
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // The embedded subset by name, as any image file.
+    ok_in(
+        tmp.path(),
+        &[
+            "data",
+            "png",
+            "shipped:mnist-10k",
+            "--count",
+            "4",
+            "--out",
+            "g.png",
+        ],
+        None,
+    );
+    let repo_file = Path::new(env!("CARGO_MANIFEST_DIR")).join(mnist::SHIPPED_IMAGES);
+    ok_in(
+        tmp.path(),
+        &[
+            "data",
+            "png",
+            s(&repo_file),
+            "--count",
+            "4",
+            "--out",
+            "h.png",
+        ],
+        None,
+    );
+    let png = |f: &str| std::fs::read(tmp.path().join(f)).unwrap();
+    assert_eq!(png("g.png"), png("h.png"));
 }
 
 #[test]
@@ -104,6 +134,7 @@ fn data_train_eval_and_sweep_on_mnist_from_an_empty_folder() {
         )) && (first.contains(s(cwd)) || first.contains(s(&cwd_text))),
         "{log}"
     );
+    assert!(log.contains("MNIST digits from shipped:mnist-10k"), "{log}");
     let meta = memdiff_diffusion::checkpoint::load_meta(&cwd.join(run)).unwrap();
     assert_eq!(
         meta.data,

@@ -141,7 +141,8 @@ struct MnistArgs {
 
 #[derive(Args, Debug, Clone, Serialize)]
 struct PngArgs {
-    /// A .npy or IDX file (gzipped or plain), detected by content.
+    /// A .npy or IDX file (gzipped or plain), detected by content, or shipped:mnist-10k (the
+    /// embedded MNIST subset).
     input: PathBuf,
     /// Output PNG file.
     #[arg(long, value_name = "FILE")]

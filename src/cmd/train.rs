@@ -216,8 +216,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             checkpoint::load_meta(&out).with_context(|| format!("--resume {}", out.display()))?;
         let mut cfg = meta.train.clone();
         apply_flags(&mut cfg, &a);
-        if a.config.is_some() || a.data.is_some() {
-            bail!("--resume takes the settings and data from {}/checkpoint.toml: drop --config / --data (only --epochs, --max-steps and --checkpoint-every may change)", out.display());
+        if a.config.is_some() || a.data.is_some() || a.mnist_dir.is_some() {
+            bail!("--resume takes the settings and data from {}/checkpoint.toml: drop --config / --data / --mnist-dir (only --epochs, --max-steps and --checkpoint-every may change)", out.display());
         }
         (cfg, meta.data, out)
     } else {
@@ -249,6 +249,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     };
     cfg.validate().context("training settings")?;
     crate::cmd::log_output_folder(&out, a.out.is_none());
+    if let DataRecipe::Mnist { images, .. } = &recipe {
+        tracing::info!("MNIST digits from {}", images.display());
+    }
 
     let data = recipe.build().context("building the training set")?;
     check_data(&data, &cfg)?;
