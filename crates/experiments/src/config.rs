@@ -369,13 +369,6 @@ impl SweepConfig {
     /// a resumed or merged sweep must match it exactly.
     pub fn fingerprint(&self) -> String {
         let mut c = self.clone();
-        c.name.clear();
-        c.components.clear();
-        c.n.clear();
-        c.steps.clear();
-        c.sims = 0;
-        c.generators.clear();
-        c.save_images = 0;
         // The data actually read: MNIST settings do not matter to a GMM sweep, and sweeps
         // recorded before the subset was embedded name it by its repository path.
         if c.data == DataKind::Gmm {
@@ -384,6 +377,13 @@ impl SweepConfig {
             c.mnist.images = memdiff_data::mnist::SHIPPED.into();
         }
         c.mnist.dir = None;
+        c.name.clear();
+        c.components.clear();
+        c.n.clear();
+        c.steps.clear();
+        c.sims = 0;
+        c.generators.clear();
+        c.save_images = 0;
         toml::to_string(&c).unwrap_or_default()
     }
 }
@@ -392,30 +392,6 @@ impl SweepConfig {
 mod tests {
     use super::*;
     use memdiff_data::config::parse_toml;
-
-    #[test]
-    fn unknown_key_is_named() {
-        let e = parse_toml::<SweepConfig>("px = 8\nsimz = 3\n").unwrap_err();
-        assert!(e.contains("simz") && e.starts_with("line 2"), "{e}");
-        let e = parse_toml::<SweepConfig>("[gmm]\nsigmaa = 1\n").unwrap_err();
-        assert!(e.contains("sigmaa"), "{e}");
-    }
-
-    #[test]
-    fn validation_names_the_field() {
-        let mut c: SweepConfig = parse_toml("px = 12").unwrap();
-        assert_eq!(c.validate().unwrap_err().field, "px");
-        let mut c: SweepConfig = parse_toml("generators = [\"model\", \"copi\"]").unwrap();
-        let e = c.validate().unwrap_err();
-        assert!(e.to_string().contains("copi"), "{e}");
-        let mut c: SweepConfig = parse_toml("[train]\ndiffusion_steps = 3").unwrap();
-        assert_eq!(c.validate().unwrap_err().field, "train");
-        let mut c: SweepConfig =
-            parse_toml("n = [100, 10, 100]\nprotocol = \"papers-code\"").unwrap();
-        c.validate().unwrap();
-        assert_eq!(c.n, vec![10, 100]);
-        assert!(!c.fresh_original);
-    }
 
     #[test]
     fn mnist_source_is_resolved_and_recorded() {
@@ -457,5 +433,29 @@ mod tests {
         );
         let gmm: SweepConfig = parse_toml("[mnist]\nimages = \"x.gz\"\n").unwrap();
         assert_eq!(gmm.fingerprint(), SweepConfig::default().fingerprint());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse_toml::<SweepConfig>("px = 8\nsimz = 3\n").unwrap_err();
+        assert!(e.contains("simz") && e.starts_with("line 2"), "{e}");
+        let e = parse_toml::<SweepConfig>("[gmm]\nsigmaa = 1\n").unwrap_err();
+        assert!(e.contains("sigmaa"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c: SweepConfig = parse_toml("px = 12").unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "px");
+        let mut c: SweepConfig = parse_toml("generators = [\"model\", \"copi\"]").unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.to_string().contains("copi"), "{e}");
+        let mut c: SweepConfig = parse_toml("[train]\ndiffusion_steps = 3").unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "train");
+        let mut c: SweepConfig =
+            parse_toml("n = [100, 10, 100]\nprotocol = \"papers-code\"").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.n, vec![10, 100]);
+        assert!(!c.fresh_original);
     }
 }
