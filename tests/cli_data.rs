@@ -460,7 +460,7 @@ fn bad_inputs_give_one_line_errors_and_no_output() {
     // n larger than the data.
     let e = fails(&["data", "mnist", "--n", "10001", "--out", o], d);
     assert!(
-        e.contains("mnist-10k-images") && e.contains("10001") && e.contains("only 10000"),
+        e.contains("shipped:mnist-10k") && e.contains("10001") && e.contains("only 10000"),
         "{e}"
     );
 

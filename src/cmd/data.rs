@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use memdiff_data::config::RunRecord;
 use memdiff_data::gmm::GmmSpec;
-use memdiff_data::mnist::{Resize, SHIPPED_IMAGES};
+use memdiff_data::mnist::Resize;
 use memdiff_data::recipe::DataRecipe;
 use memdiff_data::{check_side, ImageSet};
 
@@ -34,6 +34,12 @@ enum DataCommand {
     /// Example: memdiff data gmm --px 8 --components 3 --n 10000 --seed 1 --out O.npy --png O.png
     Gmm(GmmArgs),
     /// A seeded subset of MNIST digits at side px (bilinear resize, or zero padding to 32).
+    ///
+    /// The digits come from --images FILE, else the full MNIST training images in --mnist-dir
+    /// DIR, else in $MEMDIFF_MNIST_DIR, else the shipped 10,000-digit subset, which is embedded
+    /// in the binary (so this works from any folder; --about prints its provenance and
+    /// attribution). The recipe in the run record names the source as "shipped:mnist-10k" or by
+    /// its absolute path.
     ///
     /// Bilinear resizing follows PyTorch's F.interpolate(mode="bilinear", align_corners=False,
     /// antialias=False); --pad zero-pads 28 → 32 instead. Values in [0, 1].
@@ -103,8 +109,17 @@ struct GmmArgs {
 #[derive(Args, Debug, Clone, Serialize)]
 struct MnistArgs {
     /// MNIST image file in IDX format, gzipped or plain (e.g. your own train-images-idx3-ubyte).
-    #[arg(long, value_name = "FILE", default_value = SHIPPED_IMAGES)]
-    images: PathBuf,
+    /// Default: --mnist-dir, $MEMDIFF_MNIST_DIR, else the shipped 10k subset (embedded).
+    #[arg(long, value_name = "FILE", conflicts_with = "mnist_dir")]
+    images: Option<PathBuf>,
+    /// Folder with the full MNIST files: its train-images-idx3-ubyte[.gz] (60,000 digits) is
+    /// used. Default: $MEMDIFF_MNIST_DIR if set.
+    #[arg(long, value_name = "DIR")]
+    mnist_dir: Option<PathBuf>,
+    /// Print the provenance and attribution of the shipped subset (and its label counts), then
+    /// exit.
+    #[arg(long, exclusive = true)]
+    about: bool,
     /// Image side (a positive multiple of 8): bilinear resize 28 → px. Default 16, or 32 with --pad.
     #[arg(long)]
     px: Option<usize>,
@@ -118,15 +133,16 @@ struct MnistArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Output .npy file (float32, shape (n, 1, px, px)).
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "about")]
+    out: Option<PathBuf>,
     #[command(flatten)]
     grid: GridArgs,
 }
 
 #[derive(Args, Debug, Clone, Serialize)]
 struct PngArgs {
-    /// A .npy or IDX file (gzipped or plain), detected by content.
+    /// A .npy or IDX file (gzipped or plain), detected by content, or shipped:mnist-10k (the
+    /// embedded MNIST subset).
     input: PathBuf,
     /// Output PNG file.
     #[arg(long, value_name = "FILE")]
@@ -213,7 +229,30 @@ fn run_gmm(a: GmmArgs) -> anyhow::Result<()> {
     )
 }
 
+/// `data mnist --about`: the attribution file shipped with the data and what the binary holds.
+fn print_about() {
+    use memdiff_data::mnist;
+    let set = mnist::shipped_images();
+    let mut counts = [0usize; 10];
+    mnist::shipped_labels()
+        .iter()
+        .for_each(|&l| counts[l as usize] += 1);
+    print!("{}", mnist::SHIPPED_ABOUT);
+    println!(
+        "\nEmbedded in this binary as \"{}\": {} images of {}x{}; digits 0-9: {}.",
+        mnist::SHIPPED,
+        set.n,
+        set.h,
+        set.w,
+        counts.map(|c| c.to_string()).join(", ")
+    );
+}
+
 fn run_mnist(a: MnistArgs) -> anyhow::Result<()> {
+    if a.about {
+        print_about();
+        return Ok(());
+    }
     let px = match (a.px, a.pad) {
         (None, false) => 16,
         (None, true) | (Some(32), true) => 32,
@@ -228,7 +267,8 @@ fn run_mnist(a: MnistArgs) -> anyhow::Result<()> {
     } else {
         Resize::Bilinear(px)
     };
-    let all = memdiff_data::mnist::load_images(&a.images)?;
+    let images = memdiff_data::mnist::locate(a.images.as_deref(), a.mnist_dir.as_deref())?;
+    let all = memdiff_data::mnist::load_images(&images)?;
     let n = a.n.unwrap_or(all.n);
     if n == 0 {
         bail!("--n 0 asks for an empty set; give at least one digit");
@@ -240,7 +280,7 @@ fn run_mnist(a: MnistArgs) -> anyhow::Result<()> {
             ..
         } => anyhow::anyhow!(
             "{}: asked for --n {requested} digits but the file holds only {available}; lower --n",
-            a.images.display()
+            images.display()
         ),
         e => e.into(),
     })?;
@@ -249,17 +289,18 @@ fn run_mnist(a: MnistArgs) -> anyhow::Result<()> {
         "mnist: {} of {} digits from {}, {}x{} ({})",
         set.n,
         all.n,
-        a.images.display(),
+        images.display(),
         set.h,
         set.w,
         if a.pad { "zero-padded" } else { "bilinear" }
     );
     let recipe = DataRecipe::Mnist {
-        images: a.images.clone(),
+        images,
         resize,
         indices,
     };
-    let (out, grid, seed) = (a.out.clone(), a.grid.clone(), a.seed);
+    let out = a.out.clone().context("data mnist needs --out FILE")?;
+    let (grid, seed) = (a.grid.clone(), a.seed);
     write_outputs(
         "data mnist",
         seed,

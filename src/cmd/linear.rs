@@ -121,13 +121,16 @@ pub struct SimulateArgs {
     pub json: bool,
 }
 
+/// Default output folder of `linear sweep`.
+const DEFAULT_OUT: &str = "out/linear";
+
 #[derive(Args, Debug)]
 pub struct SweepArgs {
     /// Sweep settings (TOML, strict keys).
     #[arg(long, default_value = "configs/linear.toml")]
     pub config: PathBuf,
-    /// Output folder (CSV, plots, run.toml).
-    #[arg(long, default_value = "out/linear")]
+    /// Output folder (CSV, plots, run.toml), relative to the working folder unless absolute.
+    #[arg(long, default_value = DEFAULT_OUT)]
     pub out: PathBuf,
 }
 
@@ -566,6 +569,7 @@ fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
     cfg.validate()
         .with_context(|| format!("config {}", a.config.display()))?;
     let out = &a.out;
+    crate::cmd::log_output_folder(out, out.as_os_str() == DEFAULT_OUT);
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output folder {}", out.display()))?;
     RunRecord::new("linear sweep", "cpu", cfg.seed, &cfg)

@@ -32,7 +32,8 @@ pub struct SweepArgs {
     /// The sweep settings (TOML; unknown keys are errors).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Output folder (default: out/sweeps/<config name>[-papers-code]).
+    /// Output folder (default: out/sweeps/<config name>[-papers-code], relative to the working
+    /// folder; the first log line names it).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Run only the units j with j % k == i (i counts from 0).
@@ -313,6 +314,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         print!("{}", String::from_utf8_lossy(&buf));
         return Ok(());
     }
+    crate::cmd::log_output_folder(&out, args.out.is_none());
     let dir = SweepDir::new(&out);
     let opts = RunOptions {
         shard: args.shard.unwrap_or(Shard::ALL),

@@ -14,9 +14,6 @@ use memdiff_schedule::{BetaSchedule, Indexing};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The shipped MNIST subset.
-pub const MNIST_IMAGES: &str = "data/mnist/mnist-10k-images-idx3-ubyte.gz";
-
 /// Train a DDPM U-Net (SPEC §2, §3).
 ///
 /// Settings come from the defaults, then `--config`, then the flags. The output folder gets
@@ -35,9 +32,15 @@ pub struct TrainArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Training data: `gmm` (the centred mixture of SPEC §1), `mnist` (the shipped 10k subset,
-    /// resized to --px, padded at 32) or a .npy file of images in [0, 1].
+    /// embedded in the binary, or the full files of --mnist-dir / $MEMDIFF_MNIST_DIR; resized to
+    /// --px, padded at 32) or a .npy file of images in [0, 1]. The recipe in checkpoint.toml
+    /// names a file by its absolute path, so it rebuilds the set from any working folder.
     #[arg(long)]
     pub data: Option<String>,
+    /// With --data mnist: folder with the full MNIST files (its train-images-idx3-ubyte[.gz],
+    /// 60,000 digits) instead of the shipped subset. Default: $MEMDIFF_MNIST_DIR if set.
+    #[arg(long, value_name = "DIR")]
+    pub mnist_dir: Option<PathBuf>,
     /// GMM components (centred layout, sigma 0.1, spacing 0.1). Default 1.
     #[arg(long)]
     pub components: Option<usize>,
@@ -86,7 +89,8 @@ pub struct TrainArgs {
     /// Stop after this many optimizer steps in total.
     #[arg(long)]
     pub max_steps: Option<usize>,
-    /// Output folder. Default checkpoints/train-<data>-px<px>-seed<seed>.
+    /// Output folder. Default checkpoints/train-<data>-px<px>-s<steps>-seed<seed>, relative to
+    /// the working folder (the first log line names it).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// cpu (flex), wgpu, cuda or ndarray.
@@ -157,8 +161,10 @@ fn recipe_for(kind: &str, a: &TrainArgs, cfg: &TrainConfig) -> anyhow::Result<Da
             } else {
                 Resize::Bilinear(cfg.px)
             };
-            DataRecipe::mnist_subset(PathBuf::from(MNIST_IMAGES), resize, n, seed)
-                .with_context(|| format!("--data mnist (reading {MNIST_IMAGES})"))?
+            let images = memdiff_data::mnist::locate(None, a.mnist_dir.as_deref())
+                .context("--data mnist")?;
+            DataRecipe::mnist_subset(images.clone(), resize, n, seed)
+                .with_context(|| format!("--data mnist (reading {})", images.display()))?
         }
         path => {
             let p = PathBuf::from(path);
@@ -210,8 +216,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             checkpoint::load_meta(&out).with_context(|| format!("--resume {}", out.display()))?;
         let mut cfg = meta.train.clone();
         apply_flags(&mut cfg, &a);
-        if a.config.is_some() || a.data.is_some() {
-            bail!("--resume takes the settings and data from {}/checkpoint.toml: drop --config / --data (only --epochs, --max-steps and --checkpoint-every may change)", out.display());
+        if a.config.is_some() || a.data.is_some() || a.mnist_dir.is_some() {
+            bail!("--resume takes the settings and data from {}/checkpoint.toml: drop --config / --data / --mnist-dir (only --epochs, --max-steps and --checkpoint-every may change)", out.display());
         }
         (cfg, meta.data, out)
     } else {
@@ -228,6 +234,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                 None => recipe_for("gmm", &a, &cfg)?,
             },
         };
+        if a.mnist_dir.is_some() && a.data.as_deref() != Some("mnist") {
+            bail!("--mnist-dir applies to --data mnist only");
+        }
+        let recipe = recipe.with_absolute_paths().context("training data")?;
         let out = a.out.clone().unwrap_or_else(|| default_out(&recipe, &cfg));
         if checkpoint::latest_step(&out).is_some() {
             bail!(
@@ -238,6 +248,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         (cfg, recipe, out)
     };
     cfg.validate().context("training settings")?;
+    crate::cmd::log_output_folder(&out, a.out.is_none());
+    if let DataRecipe::Mnist { images, .. } = &recipe {
+        tracing::info!("MNIST digits from {}", images.display());
+    }
 
     let data = recipe.build().context("building the training set")?;
     check_data(&data, &cfg)?;

@@ -208,7 +208,11 @@ pub fn idx_to_images(path: &Path, arr: &IdxArray) -> Result<ImageSet, DataError>
 /// Reads a set of images from a `.npy` file or an IDX file (gzipped or plain), deciding by the
 /// content's first bytes (`\x93NUMPY`, `1f 8b`, `00 00 08`), not by the file name. A gzipped
 /// `.npy` is read too.
+/// [`crate::mnist::SHIPPED`] gives the shipped MNIST subset.
 pub fn read_images_any(path: &Path) -> Result<ImageSet, DataError> {
+    if crate::mnist::is_shipped(path) {
+        return Ok(crate::mnist::shipped_images());
+    }
     let raw = std::fs::read(path).map_err(|e| DataError::read(path, e))?;
     let bytes = gunzip_if_gzip(path, &raw)?;
     if bytes.starts_with(crate::npy::NPY_MAGIC) {

@@ -1,23 +1,143 @@
-//! MNIST: loading IDX image and label files, choosing a seeded subset, and bringing the 28 x 28
-//! digits to a side the U-Net takes (bilinear resize to 8 / 16 / 32, or zero padding to 32).
+//! MNIST: the shipped 10k subset (embedded in the binary), the one lookup of where MNIST images
+//! come from ([`locate`]), loading IDX image and label files, choosing a seeded subset, and
+//! bringing the 28 x 28 digits to a side the U-Net takes (bilinear resize to 8 / 16 / 32, or
+//! zero padding to 32).
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::idx::{idx_to_images, read_idx};
+use crate::idx::{gunzip_if_gzip, idx_to_images, parse_idx, read_idx, IdxArray};
 use crate::{DataError, ImageSet};
 
-/// The shipped 10,000-digit subset (relative to the repository root).
+/// The name under which recipes, configs and run records refer to the shipped 10,000-digit
+/// subset. It is embedded in the binary, so it is found from any working folder.
+pub const SHIPPED: &str = "shipped:mnist-10k";
+/// Where the shipped images live in the repository. Recipes and configs written before the
+/// subset was embedded name this relative path; it is read as [`SHIPPED`] (the same bytes) from
+/// any folder.
 pub const SHIPPED_IMAGES: &str = "data/mnist/mnist-10k-images-idx3-ubyte.gz";
-/// Labels of [`SHIPPED_IMAGES`].
+/// Labels of [`SHIPPED_IMAGES`] in the repository (read as the embedded labels, as above).
 pub const SHIPPED_LABELS: &str = "data/mnist/mnist-10k-labels-idx1-ubyte.gz";
+/// Environment variable naming a folder with the full MNIST files (as `--mnist-dir`).
+pub const ENV_DIR: &str = "MEMDIFF_MNIST_DIR";
+/// File names of the full MNIST training images (60,000 digits) looked for in an MNIST folder,
+/// in this order.
+pub const FULL_TRAIN_IMAGES: [&str; 3] = [
+    "train-images-idx3-ubyte.gz",
+    "train-images-idx3-ubyte",
+    "train-images.idx3-ubyte",
+];
+
+/// The shipped images, gzipped IDX (1.6 MB), as in the repository's `data/mnist/`.
+pub static SHIPPED_IMAGES_GZ: &[u8] =
+    include_bytes!("../../../data/mnist/mnist-10k-images-idx3-ubyte.gz");
+/// The shipped labels, gzipped IDX.
+pub static SHIPPED_LABELS_GZ: &[u8] =
+    include_bytes!("../../../data/mnist/mnist-10k-labels-idx1-ubyte.gz");
+/// Provenance and attribution of the shipped subset (the repository's `data/mnist/README.md`);
+/// keep it with any copy of the data (`memdiff data mnist --about` prints it).
+pub const SHIPPED_ABOUT: &str = include_str!("../../../data/mnist/README.md");
+
+/// Whether `path` names the shipped subset: [`SHIPPED`] or its repository path
+/// [`SHIPPED_IMAGES`] (also `./data/mnist/...`).
+pub fn is_shipped(path: &Path) -> bool {
+    let p = path.strip_prefix(".").unwrap_or(path);
+    p == Path::new(SHIPPED) || p == Path::new(SHIPPED_IMAGES)
+}
+
+fn parse_embedded(name: &str, gz: &[u8]) -> Result<IdxArray, DataError> {
+    let path = Path::new(name);
+    let bytes = gunzip_if_gzip(path, gz)?;
+    parse_idx(path, &bytes)
+}
+
+/// The shipped 10,000 digits, 28 x 28, values `byte / 255`.
+pub fn shipped_images() -> ImageSet {
+    let arr = parse_embedded(SHIPPED, SHIPPED_IMAGES_GZ).expect("the embedded MNIST images parse");
+    idx_to_images(Path::new(SHIPPED), &arr).expect("the embedded MNIST images are images")
+}
+
+/// The labels (0–9) of [`shipped_images`].
+pub fn shipped_labels() -> Vec<u8> {
+    parse_embedded(SHIPPED, SHIPPED_LABELS_GZ)
+        .expect("the embedded MNIST labels parse")
+        .data
+}
+
+/// Where MNIST images come from: the one lookup behind `memdiff data mnist`, `train --data
+/// mnist`, the sweep's `[mnist]` table and (through [`load_images`]) every rebuild of a recipe.
+///
+/// In order: `file` (an IDX images file named by the user), else the full training images in
+/// `dir` (`--mnist-dir`, or the sweep's `mnist.dir`), else in the folder named by the
+/// environment variable [`ENV_DIR`], else the shipped subset. Returns what a recipe stores:
+/// [`SHIPPED`], or the absolute path of the file (so the recipe rebuilds the same set from any
+/// working folder). A relative `file` or `dir` is taken relative to the working folder; the
+/// repository path of the shipped images maps to [`SHIPPED`].
+pub fn locate(file: Option<&Path>, dir: Option<&Path>) -> Result<PathBuf, DataError> {
+    locate_with(file, dir, std::env::var_os(ENV_DIR))
+}
+
+/// [`locate`] with the value of [`ENV_DIR`] given (`None`: unset).
+pub fn locate_with(
+    file: Option<&Path>,
+    dir: Option<&Path>,
+    env_dir: Option<OsString>,
+) -> Result<PathBuf, DataError> {
+    if let Some(f) = file {
+        if is_shipped(f) {
+            return Ok(PathBuf::from(SHIPPED));
+        }
+        let abs = absolute(f)?;
+        if !abs.is_file() {
+            return Err(DataError::Read {
+                path: f.to_path_buf(),
+                err: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        return Ok(abs);
+    }
+    let (dir, what) = match (dir, env_dir.filter(|v| !v.is_empty())) {
+        (Some(d), _) => (d.to_path_buf(), "--mnist-dir".to_string()),
+        (None, Some(e)) => (PathBuf::from(e), format!("${ENV_DIR}")),
+        (None, None) => return Ok(PathBuf::from(SHIPPED)),
+    };
+    let abs = absolute(&dir)?;
+    if !abs.is_dir() {
+        return Err(DataError::invalid(
+            format!("{what} {}", dir.display()),
+            "no such folder (give the folder that holds the full MNIST files)",
+        ));
+    }
+    FULL_TRAIN_IMAGES
+        .iter()
+        .map(|name| abs.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            DataError::invalid(
+                format!("{what} {}", dir.display()),
+                format!(
+                    "no MNIST training images in it (looked for {}); unset it to use the shipped 10k subset",
+                    FULL_TRAIN_IMAGES.join(", ")
+                ),
+            )
+        })
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, DataError> {
+    std::path::absolute(p).map_err(|e| DataError::read(p, e))
+}
 
 /// Loads an IDX image file (gzipped or plain) of shape `(n, h, w)` as one-channel images with
-/// values `byte / 255` in `[0, 1]` (28 x 28 for MNIST).
+/// values `byte / 255` in `[0, 1]` (28 x 28 for MNIST). [`SHIPPED`] (or the repository path of
+/// the shipped images) gives the embedded subset, from any working folder.
 pub fn load_images(path: &Path) -> Result<ImageSet, DataError> {
+    if is_shipped(path) {
+        return Ok(shipped_images());
+    }
     let arr = read_idx(path)?;
     if arr.dims.len() != 3 {
         return Err(DataError::Shape {
@@ -28,8 +148,13 @@ pub fn load_images(path: &Path) -> Result<ImageSet, DataError> {
     idx_to_images(path, &arr)
 }
 
-/// Loads an IDX label file (gzipped or plain) of shape `(n,)`.
+/// Loads an IDX label file (gzipped or plain) of shape `(n,)`; [`SHIPPED`] or
+/// [`SHIPPED_LABELS`] give the embedded labels.
 pub fn load_labels(path: &Path) -> Result<Vec<u8>, DataError> {
+    let p = path.strip_prefix(".").unwrap_or(path);
+    if p == Path::new(SHIPPED) || p == Path::new(SHIPPED_LABELS) {
+        return Ok(shipped_labels());
+    }
     let arr = read_idx(path)?;
     if arr.dims.len() != 1 {
         return Err(DataError::Mismatch {
@@ -178,6 +303,84 @@ mod tests {
 
     fn one(h: usize, w: usize, data: Vec<f32>) -> ImageSet {
         ImageSet::new(1, 1, h, w, data)
+    }
+
+    /// Goldens computed independently with Python's gzip module from the repository files:
+    /// the byte sum of all pixels, of the first digit, the first ten labels, and the label
+    /// counts given in data/mnist/README.md.
+    #[test]
+    fn shipped_subset_is_embedded_whole() {
+        let set = shipped_images();
+        assert_eq!((set.n, set.channels, set.h, set.w), (10_000, 1, 28, 28));
+        let bytes = |v: &[f32]| v.iter().map(|&x| (x * 255.0).round() as u64).sum::<u64>();
+        assert_eq!(bytes(&set.data), 262_146_600);
+        assert_eq!(bytes(&set.data[..784]), 17_886);
+        let labels = shipped_labels();
+        assert_eq!(labels[..10], [2, 9, 7, 7, 8, 5, 9, 1, 9, 5]);
+        let mut counts = [0usize; 10];
+        labels.iter().for_each(|&l| counts[l as usize] += 1);
+        assert_eq!(
+            counts,
+            [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+        );
+        assert!(SHIPPED_ABOUT.contains("CC BY-SA 3.0"));
+        // The shipped name, its repository path (also with ./) and the file itself: one set.
+        for name in [
+            SHIPPED,
+            SHIPPED_IMAGES,
+            "./data/mnist/mnist-10k-images-idx3-ubyte.gz",
+        ] {
+            assert_eq!(load_images(Path::new(name)).unwrap(), set, "{name}");
+        }
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(SHIPPED_IMAGES);
+        assert_eq!(load_images(&file).unwrap(), set);
+        assert_eq!(crate::read_images_any(Path::new(SHIPPED)).unwrap(), set);
+        assert_eq!(load_labels(Path::new(SHIPPED_LABELS)).unwrap(), labels);
+    }
+
+    #[test]
+    fn locate_prefers_file_then_dir_then_env_then_shipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        // a holds the plain training file, b the gzipped one (looked for first) and the plain.
+        std::fs::write(a.join("train-images-idx3-ubyte"), b"x").unwrap();
+        std::fs::write(b.join("train-images-idx3-ubyte"), b"x").unwrap();
+        std::fs::write(b.join("train-images-idx3-ubyte.gz"), b"x").unwrap();
+        let f = a.join("train-images-idx3-ubyte");
+        let env = Some(OsString::from(b.as_os_str()));
+        assert_eq!(locate_with(Some(&f), Some(&b), env.clone()).unwrap(), f);
+        assert_eq!(locate_with(None, Some(&a), env.clone()).unwrap(), f);
+        assert_eq!(
+            locate_with(None, None, env).unwrap(),
+            b.join("train-images-idx3-ubyte.gz")
+        );
+        let shipped = PathBuf::from(SHIPPED);
+        assert_eq!(locate_with(None, None, None).unwrap(), shipped);
+        assert_eq!(locate_with(None, None, Some("".into())).unwrap(), shipped);
+        let legacy = Path::new(SHIPPED_IMAGES);
+        assert_eq!(locate_with(Some(legacy), Some(&a), None).unwrap(), shipped);
+        // A relative file becomes absolute (relative to the working folder).
+        let rel = Path::new("Cargo.toml");
+        let got = locate_with(Some(rel), None, None).unwrap();
+        assert!(got.is_absolute() && got.ends_with("Cargo.toml"), "{got:?}");
+        // Errors name the flag or variable and the path.
+        let e = locate_with(None, Some(&tmp.path().join("none")), None).unwrap_err();
+        assert!(
+            e.to_string().contains("--mnist-dir") && e.to_string().contains("none"),
+            "{e}"
+        );
+        let e = locate_with(None, None, Some(tmp.path().into())).unwrap_err();
+        assert!(
+            e.to_string().contains("$MEMDIFF_MNIST_DIR")
+                && e.to_string().contains("train-images-idx3-ubyte.gz"),
+            "{e}"
+        );
+        let e = locate_with(Some(&a.join("missing.gz")), None, None).unwrap_err();
+        assert!(e.to_string().contains("missing.gz"), "{e}");
     }
 
     #[test]

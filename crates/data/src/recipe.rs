@@ -66,6 +66,29 @@ impl DataRecipe {
         })
     }
 
+    /// The recipe with every file named so that it rebuilds the same set from any working
+    /// folder: a `.npy` path becomes absolute (relative paths are taken relative to the working
+    /// folder now), an MNIST file goes through [`crate::mnist::locate`] (the shipped subset
+    /// becomes [`crate::mnist::SHIPPED`], another file its absolute path).
+    pub fn with_absolute_paths(self) -> Result<Self, DataError> {
+        Ok(match self {
+            DataRecipe::Npy { path, indices } => DataRecipe::Npy {
+                path: std::path::absolute(&path).map_err(|e| DataError::read(&path, e))?,
+                indices,
+            },
+            DataRecipe::Mnist {
+                images,
+                resize,
+                indices,
+            } => DataRecipe::Mnist {
+                images: crate::mnist::locate(Some(&images), None)?,
+                resize,
+                indices,
+            },
+            r @ DataRecipe::Gmm { .. } => r,
+        })
+    }
+
     /// Number of images the recipe makes.
     pub fn len(&self) -> Option<usize> {
         match self {
@@ -162,6 +185,50 @@ mod tests {
             bad.build().unwrap_err(),
             DataError::IndexOutOfRange { index: 4, .. }
         ));
+    }
+
+    #[test]
+    fn absolute_paths_rebuild_from_any_folder() {
+        let r = DataRecipe::Npy {
+            path: "a/b.npy".into(),
+            indices: None,
+        }
+        .with_absolute_paths()
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            r,
+            DataRecipe::Npy {
+                path: cwd.join("a/b.npy"),
+                indices: None
+            }
+        );
+        // The repository path of the shipped subset becomes the shipped name, read from the
+        // embedded bytes: the same images as the file.
+        let old = DataRecipe::Mnist {
+            images: crate::mnist::SHIPPED_IMAGES.into(),
+            resize: Resize::Bilinear(8),
+            indices: vec![5, 0, 9999],
+        };
+        let new = old.clone().with_absolute_paths().unwrap();
+        assert_eq!(
+            new,
+            DataRecipe::Mnist {
+                images: crate::mnist::SHIPPED.into(),
+                resize: Resize::Bilinear(8),
+                indices: vec![5, 0, 9999],
+            }
+        );
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(crate::mnist::SHIPPED_IMAGES);
+        let from_file = DataRecipe::Mnist {
+            images: file,
+            resize: Resize::Bilinear(8),
+            indices: vec![5, 0, 9999],
+        };
+        assert_eq!(new.build().unwrap(), from_file.build().unwrap());
+        assert_eq!(new.build().unwrap().n, 3);
     }
 
     #[test]

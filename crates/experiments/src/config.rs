@@ -5,6 +5,8 @@
 //! `memdiff_diffusion::sample::SampleOptions`), so this crate does not depend on burn. The sweep
 //! overrides `px`, `steps`, `seed` (and `indexing` under `protocol = "papers-code"`) per run.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 /// Which data a sweep draws O and T from.
@@ -114,12 +116,18 @@ impl Default for GmmSettings {
     }
 }
 
-/// MNIST source.
+/// MNIST source, found by [`memdiff_data::mnist::locate`] when the config is validated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MnistSettings {
-    /// IDX images file (gzipped or plain), relative to the working folder.
+    /// IDX images file (gzipped or plain; relative to the working folder unless absolute), or
+    /// "shipped:mnist-10k" (the default): then `dir`, else `$MEMDIFF_MNIST_DIR`, else the
+    /// shipped 10k subset embedded in the binary. Validation replaces it by what was found (an
+    /// absolute path or "shipped:mnist-10k"), which sweep.toml records.
     pub images: String,
+    /// Folder with the full MNIST files (its train-images-idx3-ubyte[.gz] is used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
     /// Zero-pad 28 → 32 instead of a bilinear resize to `px` (needs px = 32).
     pub pad: bool,
 }
@@ -127,7 +135,8 @@ pub struct MnistSettings {
 impl Default for MnistSettings {
     fn default() -> Self {
         Self {
-            images: "data/mnist/mnist-10k-images-idx3-ubyte.gz".into(),
+            images: memdiff_data::mnist::SHIPPED.into(),
+            dir: None,
             pad: false,
         }
     }
@@ -361,6 +370,17 @@ impl SweepConfig {
             }
             // results.csv records components = 0 for MNIST.
             self.components = vec![0];
+            let m = &mut self.mnist;
+            let file = (m.images != memdiff_data::mnist::SHIPPED).then(|| Path::new(&m.images));
+            let found = memdiff_data::mnist::locate(file, m.dir.as_deref().map(Path::new))
+                .map_err(|e| {
+                    let field = match (file, &m.dir) {
+                        (None, Some(_)) => "mnist.dir",
+                        _ => "mnist.images",
+                    };
+                    bad(field, e.to_string())
+                })?;
+            m.images = found.to_string_lossy().into_owned();
         }
         if self.sims == 0 {
             return Err(bad("sims", "need at least 1 simulation per grid point"));
@@ -483,6 +503,14 @@ impl SweepConfig {
     /// a resumed or merged sweep must match it exactly.
     pub fn fingerprint(&self) -> String {
         let mut c = self.clone();
+        // The data actually read: MNIST settings do not matter to a GMM sweep, and sweeps
+        // recorded before the subset was embedded name it by its repository path.
+        if c.data == DataKind::Gmm {
+            c.mnist = MnistSettings::default();
+        } else if memdiff_data::mnist::is_shipped(Path::new(&c.mnist.images)) {
+            c.mnist.images = memdiff_data::mnist::SHIPPED.into();
+        }
+        c.mnist.dir = None;
         c.name.clear();
         c.components.clear();
         c.n.clear();
@@ -499,6 +527,48 @@ impl SweepConfig {
 mod tests {
     use super::*;
     use memdiff_data::config::parse_toml;
+
+    #[test]
+    fn mnist_source_is_resolved_and_recorded() {
+        use memdiff_data::mnist::SHIPPED;
+        let mnist = |table: &str| -> SweepConfig {
+            parse_toml(&format!("data = \"mnist\"\n[mnist]\n{table}\n")).unwrap()
+        };
+        // The repository path of the shipped subset (old configs) is the embedded subset.
+        let mut c = mnist("images = \"data/mnist/mnist-10k-images-idx3-ubyte.gz\"");
+        c.validate().unwrap();
+        assert_eq!(c.mnist.images, SHIPPED);
+        // A folder with the full files: its training images, by absolute path.
+        let tmp = tempfile::tempdir().unwrap();
+        let full = tmp.path().join("train-images-idx3-ubyte.gz");
+        std::fs::write(&full, b"x").unwrap();
+        let mut c = mnist(&format!("dir = {:?}", tmp.path().display().to_string()));
+        c.validate().unwrap();
+        assert_eq!(Path::new(&c.mnist.images), full);
+        // Errors name the key and the path.
+        let mut c = mnist(&format!(
+            "dir = {:?}",
+            tmp.path().join("no").display().to_string()
+        ));
+        let e = c.validate().unwrap_err();
+        assert!(e.field == "mnist.dir" && e.message.contains("no"), "{e}");
+        let mut c = mnist("images = \"nope-images.gz\"");
+        let e = c.validate().unwrap_err();
+        assert!(
+            e.field == "mnist.images" && e.message.contains("nope-images.gz"),
+            "{e}"
+        );
+        // Fingerprints: a sweep.toml written before the subset was embedded matches today's
+        // default; MNIST settings do not enter a GMM sweep's; another file does enter MNIST's.
+        let old = mnist("images = \"data/mnist/mnist-10k-images-idx3-ubyte.gz\"");
+        assert_eq!(old.fingerprint(), mnist("").fingerprint());
+        assert_ne!(
+            old.fingerprint(),
+            mnist("images = \"/a/b.gz\"").fingerprint()
+        );
+        let gmm: SweepConfig = parse_toml("[mnist]\nimages = \"x.gz\"\n").unwrap();
+        assert_eq!(gmm.fingerprint(), SweepConfig::default().fingerprint());
+    }
 
     #[test]
     fn unknown_key_is_named() {

@@ -383,6 +383,7 @@ mod tests {
             save_images: 0,
             mnist: crate::config::MnistSettings {
                 images: images.into(),
+                dir: None,
                 pad: false,
             },
             ..Default::default()
