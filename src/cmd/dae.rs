@@ -56,7 +56,7 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 pub struct ClosedArgs {
     /// Per-coordinate second moment m = E|x0|^2/d of the target (its average eigenvalue).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub m: f64,
     /// Interpolation steps N.
     #[arg(long, default_value_t = 20)]
@@ -65,15 +65,18 @@ pub struct ClosedArgs {
     #[arg(long, default_value = "sde")]
     pub method: Method,
     /// SDE diffusion scale eps0.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub eps0: f64,
     /// Training time tau = SGD steps/d (with --lr, --d, --c0); omitted: the optimum c*.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
-    #[arg(long, default_value_t = 0.3)]
+    /// SGD learning rate eta (with --tau).
+    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true)]
     pub lr: f64,
+    /// Dimension d (with --tau).
     #[arg(long, default_value_t = 1000)]
     pub d: usize,
+    /// Skip connection at the start of training (with --tau).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub c0: f64,
     /// Print one JSON object.
@@ -151,6 +154,12 @@ fn run_closed(a: ClosedArgs) -> anyhow::Result<()> {
     }
     if a.steps < 2 {
         anyhow::bail!("--steps must be at least 2");
+    }
+    if !(a.eps0.is_finite() && a.eps0 >= 0.0) {
+        anyhow::bail!("--eps0 must be a finite number >= 0, got {}", a.eps0);
+    }
+    if a.tau.is_some() && (!(a.lr.is_finite() && a.lr > 0.0) || a.d == 0 || !a.c0.is_finite()) {
+        anyhow::bail!("--lr must be > 0, --d > 0 and --c0 finite");
     }
     let times: Vec<f64> = (0..a.steps).map(|n| n as f64 / a.steps as f64).collect();
     let c: Vec<f64> = match a.tau {
