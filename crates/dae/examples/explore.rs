@@ -1,4 +1,8 @@
-//! Calibration run: prints modes, energy distance and odd moments over training time.
+//! Calibration run: prints modes, energy distance and odd moments over training time, and the
+//! same sampler with the exact denoiser, for a 3-cluster mixture.
+//!
+//! cargo run --release -p memdiff-dae --example explore -- ACT D LR WD INIT_STD RADIUS K N WARM
+//! (e.g. `relu 500 0.3 0.0 0.1 3.0 4 20 1.0`; training times from TAUS=0.5,1,2).
 use memdiff_dae::stats::*;
 use memdiff_dae::train::*;
 use memdiff_dae::*;
