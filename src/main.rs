@@ -80,6 +80,12 @@ enum Command {
         after_help = "Examples:\n  memdiff linear theory --d 100 --n 1000 --lambda-hat 0.1 --json\n  memdiff linear simulate --data-model reverse --d 100 --n 1000 --lambda-hat 0.1 --sims 500 --seed 1\n  memdiff linear sweep --config configs/linear.toml --out out/linear"
     )]
     Linear(cmd::linear::LinearArgs),
+    /// The two-layer denoising autoencoder of seed 002: density over training time, mode and
+    /// model collapse (docs/METHOD-dae.md).
+    #[command(
+        after_help = "Examples:\n  memdiff dae run --config configs/dae-gmm-relu.toml --out out/dae/gmm-relu\n  memdiff dae run --config configs/dae-mnist7.toml --out out/dae/mnist7 --json\n  memdiff dae closed-form --m 0.3 --steps 20"
+    )]
+    Dae(cmd::dae::DaeArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -134,6 +140,7 @@ fn main() {
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Linear(a) => cmd::linear::run(a),
+        Command::Dae(a) => cmd::dae::run(a),
     };
     if let Err(e) = result {
         // One line: the whole context chain, outermost first.

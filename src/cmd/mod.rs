@@ -5,6 +5,7 @@ pub mod bench_conv;
 pub mod bench_kde;
 pub mod bench_sample;
 pub mod bench_train;
+pub mod dae;
 pub mod data;
 pub mod eval;
 pub mod export;
