@@ -81,7 +81,7 @@ enum Command {
     )]
     Linear(cmd::linear::LinearArgs),
     /// The two-layer denoising autoencoder of seed 002: density over training time, mode and
-    /// model collapse (docs/METHOD-dae.md).
+    /// model collapse (docs/METHOD.md §8).
     #[command(
         after_help = "Examples:\n  memdiff dae run --config configs/dae-gmm-relu.toml --out out/dae/gmm-relu\n  memdiff dae run --config configs/dae-mnist7.toml --out out/dae/mnist7 --json\n  memdiff dae closed-form --m 0.3 --steps 20"
     )]

@@ -1,4 +1,4 @@
-//! `memdiff dae`: the two-layer denoising-autoencoder generative model (docs/METHOD-dae.md):
+//! `memdiff dae`: the two-layer denoising-autoencoder generative model (docs/METHOD.md §8):
 //! training over time, mode collapse and model collapse, and the skip-only closed forms.
 
 use std::path::PathBuf;
@@ -33,7 +33,7 @@ pub enum DaeSub {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Settings (TOML, strict keys; docs/METHOD-dae.md lists them).
+    /// Settings (TOML, strict keys; docs/METHOD.md §8 lists them).
     #[arg(long)]
     pub config: PathBuf,
     /// Run folder (CSV, SVG/PNG plots, summary.json, run.toml).

@@ -1,4 +1,4 @@
-//! Closed forms of the skip-only denoiser `f(x) = c x` (`k = 0`; docs/METHOD-dae.md §4).
+//! Closed forms of the skip-only denoiser `f(x) = c x` (`k = 0`; docs/METHOD.md §8.4).
 //!
 //! With `m = E‖x0‖²/d` and `V(t) = t² m + (1 − t)²` (`E‖x_t‖²/d`):
 //! - the optimum at time `t` is `c*(t) = t m / V(t)` (eq. (M6));
@@ -56,7 +56,7 @@ mod tests {
     use super::*;
 
     /// With the optimal skips the generated variance tends to m as N grows (ODE and SDE), the
-    /// continuous-time statement of docs/METHOD-dae.md §4.
+    /// continuous-time statement of docs/METHOD.md §8.4.
     #[test]
     fn optimal_skip_transports_to_the_average_eigenvalue() {
         for m in [0.05, 0.4, 1.0, 3.0] {

@@ -3,7 +3,7 @@
 //! `x_t = t x0 + (1 − t) z`, trained by online SGD on a Gaussian mixture (or a Gaussian with a
 //! given covariance spectrum) in dimension `d`, and sampled by the generative SDE or ODE.
 //!
-//! The equations, and why these ones, are in docs/METHOD-dae.md (eqs. (M1)–(M8)).
+//! The equations, and why these ones, are in docs/METHOD.md §8 (eqs. (M1)–(M8)).
 //!
 //! - [`model`]: the denoiser and its SGD step;
 //! - [`target`]: target mixtures, MNIST spectra, pools of generated samples;

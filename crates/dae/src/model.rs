@@ -1,4 +1,4 @@
-//! The tied two-layer denoising autoencoder (docs/METHOD-dae.md, eq. (M2)):
+//! The tied two-layer denoising autoencoder (docs/METHOD.md §8, eq. (M2)):
 //!
 //! `f(x) = c x + Wᵀ σ(W x / √d) / √d`, with `W` a `k x d` matrix (row `j` is `w_j`), a scalar skip
 //! connection `c` and an activation `σ`; `k = 0` is the skip-only denoiser `f(x) = c x`.

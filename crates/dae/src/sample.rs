@@ -1,5 +1,5 @@
 //! Sampling with the learned denoisers: Euler(–Maruyama) steps of the generative ODE or SDE of
-//! the linear interpolant `x_t = t x0 + (1 − t) z` (docs/METHOD-dae.md eq. (M5)):
+//! the linear interpolant `x_t = t x0 + (1 − t) z` (docs/METHOD.md §8 eq. (M5)):
 //!
 //! ```text
 //! ODE: x ← x + Δt (f_n(x) − x)/(1 − t_n)

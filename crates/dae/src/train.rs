@@ -1,5 +1,5 @@
 //! One denoiser per time of the discretised interpolant, each trained by its own online SGD
-//! (the denoising objective separates over time, docs/METHOD-dae.md eq. (M3)).
+//! (the denoising objective separates over time, docs/METHOD.md §8 eq. (M3)).
 //!
 //! Time grid: `t_n = n/N`, `n = 0 … N−1` (the sampler steps from `t_n` to `t_{n+1}`, the last
 //! step ends at `t = 1`). Network `n` at generation `g` draws everything (its initial weights,

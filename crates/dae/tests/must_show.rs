@@ -1,4 +1,4 @@
-//! The claims of seed 002 that memdiff's DAE must show (docs/RESULTS-dae.md), on small settings:
+//! The claims of seed 002 that memdiff's DAE must show (docs/RESULTS.md), on small settings:
 //! closed forms of the skip-only model, the sampler against the exact denoiser, the symmetry
 //! forced by an odd activation, mode collapse, model collapse, and the evolution over training.
 
