@@ -22,6 +22,20 @@ pub use crate::row::COLUMNS;
 /// Significance level of the verdicts (that of `memdiff_metrics::summary`).
 pub const ALPHA: f64 = 0.05;
 
+/// (data, px, protocol, bandwidth, dequantized, C, n, s, generator, sampler).
+type FinalKey = (
+    String,
+    usize,
+    String,
+    String,
+    String,
+    usize,
+    usize,
+    usize,
+    String,
+    String,
+);
+
 /// One line of the aggregated table.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ReportRow {
@@ -165,21 +179,7 @@ pub fn aggregate(rows: &[SimRow], rule: &VerdictRule) -> Report {
     let groups = summary::summarize_with(rows, rule);
     let mut out: Vec<ReportRow> = groups.iter().map(report_row).collect();
     // Only the last snapshot of each (settings, n) goes into the main table and P-vs-n figures.
-    let mut last: std::collections::BTreeMap<
-        (
-            String,
-            usize,
-            String,
-            String,
-            String,
-            usize,
-            usize,
-            usize,
-            String,
-            String,
-        ),
-        u64,
-    > = Default::default();
+    let mut last: std::collections::BTreeMap<FinalKey, u64> = Default::default();
     let key = |r: &ReportRow| {
         (
             r.data.clone(),

@@ -21,6 +21,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
+/// One simulation's snapshots: (step, memorized samples, generated samples).
+type SimCurve = Vec<(u64, u64, u64)>;
+
 /// f_mem threshold of Gu et al.'s effective model memorization (EMM).
 pub const EMM_FRACTION: f64 = 0.9;
 /// Bootstrap resamples for the τ_mem and slope intervals.
@@ -253,9 +256,9 @@ pub fn trajectories(
         cells.sort_by_key(|c| (c.n, c.train_step));
 
         // Per n: the simulations' curves (only sims measured at every snapshot).
-        let mut sims_of: BTreeMap<u64, Vec<Vec<(u64, u64, u64)>>> = BTreeMap::new();
+        let mut sims_of: BTreeMap<u64, Vec<SimCurve>> = BTreeMap::new();
         for (&n, sims) in &by_n {
-            let mut v: Vec<Vec<(u64, u64, u64)>> = Vec::new();
+            let mut v: Vec<SimCurve> = Vec::new();
             for rows in sims.values() {
                 let mut r = rows.clone();
                 r.sort_unstable();
@@ -269,7 +272,7 @@ pub fn trajectories(
         }
         let tau_of = |sims: &[&Vec<(u64, u64, u64)>]| first_crossing(&curve(sims, &steps), thr);
         let mut onsets = Vec::new();
-        let mut rng = ChaCha8Rng::seed_from_u64(0x7a75_6d65_6d);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x007a_756d_656d);
         // boot[b][n index] = τ of resample b (∞ when not reached).
         let ns: Vec<u64> = sims_of.keys().copied().collect();
         let mut boot = vec![vec![f64::INFINITY; ns.len()]; BOOTSTRAP];
