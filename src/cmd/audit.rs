@@ -48,8 +48,10 @@ pub struct AuditOptions {
     pub original: Option<PathBuf>,
     /// The PNG of generated | nearest training image (default `<checkpoint>/audit.png`).
     pub png: Option<PathBuf>,
-    /// Also save the generated images here (.npy).
-    pub save_generated: Option<PathBuf>,
+    /// Save the raw sets the metric compared into this folder: `train.npy`, `generated.npy`,
+    /// and `original.npy` when O is the default one (a given O is already a file), so that
+    /// `eval` on them with the same `--seed` gives the same numbers.
+    pub save_sets: Option<PathBuf>,
     /// Metric options (bandwidth rule, floors, scale).
     #[serde(skip)]
     pub kde: KdeOptions,
@@ -69,7 +71,7 @@ impl AuditOptions {
             sample: SampleOptions::default(),
             original: None,
             png: None,
-            save_generated: None,
+            save_sets: None,
             kde: KdeOptions::default(),
             dequantize: Mode::Auto,
         }
@@ -272,6 +274,7 @@ pub fn audit(
     // Data first: a bad recipe or --original fails before minutes of sampling.
     let t = training_set(&meta)?;
     // O in f64 (a float64 file keeps its exact values, as in `eval`).
+    let mut default_o = None;
     let (o, original_source) = match &a.original {
         Some(p) => (
             memdiff_data::read_images_any_f64(p)
@@ -280,7 +283,9 @@ pub fn audit(
         ),
         None => {
             let (o, src) = default_original(&meta, a.seed)?;
-            (o.to_f64(), src)
+            let o64 = o.to_f64();
+            default_o = Some(o);
+            (o64, src)
         }
     };
 
@@ -315,8 +320,18 @@ pub fn audit(
     let pair = side_by_side(&g, &t, &nb_t);
     memdiff_data::png::write_grid(&png, &pair, 2, 0)
         .with_context(|| format!("writing {}", png.display()))?;
-    if let Some(p) = &a.save_generated {
-        memdiff_data::npy::write_npy(p, &g).with_context(|| format!("writing {}", p.display()))?;
+    if let Some(dir) = &a.save_sets {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--save-sets: cannot create {}", dir.display()))?;
+        let mut sets = vec![("train.npy", &t), ("generated.npy", &g)];
+        if let Some(o) = &default_o {
+            sets.push(("original.npy", o));
+        }
+        for (name, set) in sets {
+            let p = dir.join(name);
+            memdiff_data::npy::write_npy(&p, set)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
     }
     #[derive(Serialize)]
     struct Settings<'a> {
@@ -494,6 +509,7 @@ pub fn run(args: &super::eval::EvalArgs) -> anyhow::Result<()> {
     }
     a.kde = super::eval::kde_options(&args.bandwidth, args.paper_scale, args.min_std)?;
     a.dequantize = super::eval::parse_dequant(args)?;
+    a.save_sets = args.save_sets.clone();
     let pb = super::sample::progress_bar(0);
     let r = audit(&a, Some(&pb));
     pb.finish_and_clear();

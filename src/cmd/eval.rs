@@ -107,6 +107,11 @@ pub struct EvalArgs {
     /// With --checkpoint: DDIM eta in [0, 1] (default 0, deterministic).
     #[arg(long, requires = "checkpoint")]
     pub eta: Option<f64>,
+    /// With --checkpoint: save the raw sets compared into DIR (train.npy, generated.npy, and
+    /// original.npy when O is the default one); `eval` on them with the same --seed and
+    /// --dequantize gives the same numbers.
+    #[arg(long, value_name = "DIR", requires = "checkpoint")]
+    pub save_sets: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
