@@ -368,3 +368,55 @@ fn mnist_checkpoint_audit_is_treated_warned_and_equals_eval() {
         "{err}"
     );
 }
+
+/// `--resume` refuses `--n`, `--components`, `--data-seed` that differ from the checkpoint's
+/// data (they used to be ignored silently) and accepts the same values.
+#[test]
+fn resume_refuses_data_flags_that_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g");
+    let o = out.to_str().unwrap();
+    let base = [
+        "train",
+        "--data",
+        "gmm",
+        "--n",
+        "16",
+        "--px",
+        "8",
+        "--steps",
+        "5",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--base-channels",
+        "4",
+        "--seed",
+        "1",
+        "--out",
+        o,
+    ];
+    assert!(memdiff(&base).status.success());
+    for (flag, value) in [("--n", "17"), ("--components", "2"), ("--data-seed", "9")] {
+        let e = common::err(&["train", "--out", o, "--resume", flag, value]);
+        assert!(
+            e.contains(&format!("{flag} under --resume")) && e.contains("checkpoint.toml"),
+            "{e}"
+        );
+    }
+    common::ok(&[
+        "train",
+        "--out",
+        o,
+        "--resume",
+        "--n",
+        "16",
+        "--components",
+        "1",
+        "--data-seed",
+        "1",
+        "--epochs",
+        "2",
+    ]);
+}

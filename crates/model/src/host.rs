@@ -443,10 +443,10 @@ mod tests {
 
     fn values(t: FlexTensor) -> Vec<f64> {
         let d = t.into_data();
-        match d.dtype {
-            DType::F64 => d.to_vec::<f64>().unwrap(),
+        match d.dtype() {
+            DType::F64 => d.try_to_vec::<f64>().unwrap(),
             _ => d
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .unwrap()
                 .into_iter()
                 .map(|v| v as f64)
