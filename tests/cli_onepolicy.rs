@@ -420,3 +420,62 @@ fn resume_refuses_data_flags_that_differ() {
         "2",
     ]);
 }
+
+/// A float64 `.npy` of shape `(n, d)`, written by hand (numpy's format 1.0).
+fn write_f64_npy(path: &Path, n: usize, d: usize, values: &[f64]) {
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {d}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in values {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// float64 inputs reach the metric unrounded: `eval` equals the metric on the f64 values bit for
+/// bit, and differs from it on the values rounded to f32.
+#[test]
+fn f64_inputs_are_not_rounded_to_f32() {
+    use memdiff_metrics::kde::{evaluate, KdeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let d = 6;
+    // Values whose f32 rounding matters: a smooth function plus 1e-9-scale detail.
+    let make = |set: u64, n: usize| -> Vec<f64> {
+        (0..n * d)
+            .map(|i| {
+                let x = (i as f64 * 0.618_033_988_749_895 + set as f64 * 0.414_213_562).fract();
+                0.2 + 0.6 * x + 1e-9 * ((i * 7 + set as usize) % 13) as f64
+            })
+            .collect()
+    };
+    let (o, t, g) = (make(1, 200), make(2, 20), make(3, 8));
+    let path = |s: &str| dir.path().join(s);
+    write_f64_npy(&path("O.npy"), 200, d, &o);
+    write_f64_npy(&path("T.npy"), 20, d, &t);
+    write_f64_npy(&path("G.npy"), 8, d, &g);
+    let p = |s: &str| path(s).to_str().unwrap().to_string();
+    let (_, text) = json(&[
+        "eval",
+        "--original",
+        &p("O.npy"),
+        "--train",
+        &p("T.npy"),
+        "--generated",
+        &p("G.npy"),
+        "--json",
+    ]);
+    assert!(text.contains("\"dequantized\":\"none\""), "{text}");
+    let opts = KdeOptions::default();
+    let exact64 = evaluate(&o, 200, &t, 20, &g, 8, d, &opts).unwrap();
+    assert_eq!(exact(&text, "e_og"), exact64.e_og);
+    assert_eq!(exact(&text, "e_tg"), exact64.e_tg);
+    assert_eq!(exact(&text, "delta_unbiased"), exact64.delta_unbiased);
+    let r = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let rounded = evaluate(&r(&o), 200, &r(&t), 20, &r(&g), 8, d, &opts).unwrap();
+    assert_ne!(rounded.e_og, exact64.e_og);
+}
