@@ -115,20 +115,32 @@ const MI_PURGE_DELAY: i32 = 15;
 /// that is freed and allocated again within the step: with the defaults each came back as fresh
 /// zeroed pages (about 50,000 page faults per step at batch 64, 14 % of the CPU time in the
 /// kernel's `clear_page`; docs/BENCHMARKS.md). The process keeps its peak memory.
-fn tune_allocator() {
+///
+/// Returns the linked mimalloc's version when it is not the one the option index is valid for
+/// (then nothing is set; `main` logs it).
+fn tune_allocator() -> Option<i32> {
     use libmimalloc_sys::{mi_option_set, mi_version};
     // SAFETY: plain calls into mimalloc, before any other thread exists.
     unsafe {
-        if mi_version() == MI_VERSION {
+        let v = mi_version();
+        if v == MI_VERSION {
             mi_option_set(MI_PURGE_DELAY, -1);
+            None
+        } else {
+            Some(v)
         }
     }
 }
 
 fn main() {
-    tune_allocator();
+    let skipped = tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    if let Some(v) = skipped {
+        tracing::warn!(
+            "mimalloc {v} is linked, not {MI_VERSION}: its purge_delay option was not set (the option index is valid for {MI_VERSION} only; training at px 32 may fault its memory in again at every step)"
+        );
+    }
     let result = match cli.command {
         Command::Data(a) => cmd::data::run(a),
         Command::Eval(a) => cmd::eval::run(a),

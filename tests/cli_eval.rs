@@ -253,11 +253,19 @@ fn quantised_inputs_are_dequantised_by_default() {
         "--json",
     ]);
     assert_eq!(v["dequantized"], "uniform");
+    // O, T and G alike (one policy: memdiff_data::quantize), G continuous or not.
     assert_eq!(
         v["dequantized_sets"],
-        serde_json::json!(["original", "train"])
+        serde_json::json!(["original", "train", "generated"])
     );
-    assert!(f(&v, "tie_share_original") < 0.01, "{v}"); // f32 rounding leaves a few ties
+    // The raw shares the policy decided by: 8 levels over 2000 rows on the 3 kept pixels, every
+    // value distinct in the continuous G.
+    assert!(f(&v, "raw_tie_share_original") > 0.99, "{v}");
+    assert!(f(&v, "raw_tie_share_train") > 0.9, "{v}");
+    assert_eq!(f(&v, "raw_tie_share_generated"), 0.0);
+    assert_eq!(f(&v, "pixels_skipped"), 1.0);
+    // The noise is kept in f64: no tie left after it.
+    assert_eq!(f(&v, "tie_share_original"), 0.0, "{v}");
     let raw = memdiff(&[
         "eval",
         "--original",

@@ -8,11 +8,17 @@
 //! image stands beside its nearest training image (2 columns: generated | nearest in T), and
 //! `<png>.run.toml` beside it.
 //!
+//! Quantised data: `memdiff_data::quantize`, the policy of `eval` on files and of the sweep
+//! (same decision, same noise for the same `--seed`): the audit's numbers equal `eval` on the
+//! saved O, T and G. It prints the tie shares of the raw sets and the treatment, and warns when
+//! ties dominate untreated.
+//!
 //! The arguments are `eval`'s ([`super::eval::EvalArgs`], owned by the metric); [`AuditOptions`]
 //! is the plain form this module works on.
 
 use anyhow::{bail, Context};
-use memdiff_data::{gmm::GmmSpec, quantize, recipe::DataRecipe, ImageSet};
+use memdiff_data::quantize::{self, Decision, Mode, Role};
+use memdiff_data::{gmm::GmmSpec, recipe::DataRecipe, ImageSet};
 use memdiff_diffusion::backend;
 use memdiff_diffusion::checkpoint::CheckpointMeta;
 use memdiff_diffusion::sample::{self, SampleOptions};
@@ -42,15 +48,16 @@ pub struct AuditOptions {
     pub original: Option<PathBuf>,
     /// The PNG of generated | nearest training image (default `<checkpoint>/audit.png`).
     pub png: Option<PathBuf>,
-    /// Also save the generated images here (.npy).
-    pub save_generated: Option<PathBuf>,
+    /// Save the raw sets the metric compared into this folder: `train.npy`, `generated.npy`,
+    /// and `original.npy` when O is the default one (a given O is already a file), so that
+    /// `eval` on them with the same `--seed` gives the same numbers.
+    pub save_sets: Option<PathBuf>,
     /// Metric options (bandwidth rule, floors, scale).
     #[serde(skip)]
     pub kde: KdeOptions,
-    /// Quantised sets (SPEC §4b), as `eval --dequantize`: `auto` (seeded uniform noise of one
-    /// step on the sets that lie on the k/255 grid), `uniform` (every set), `floor` (bandwidth
-    /// >= 1/255), `none`. The nearest-neighbour search and the PNG use the raw images.
-    pub dequantize: String,
+    /// Quantised sets, as `eval --dequantize` (`memdiff_data::quantize`: auto, uniform, floor,
+    /// none). The nearest-neighbour search and the PNG use the raw images.
+    pub dequantize: Mode,
 }
 
 impl AuditOptions {
@@ -64,9 +71,9 @@ impl AuditOptions {
             sample: SampleOptions::default(),
             original: None,
             png: None,
-            save_generated: None,
+            save_sets: None,
             kde: KdeOptions::default(),
-            dequantize: "auto".into(),
+            dequantize: Mode::Auto,
         }
     }
 }
@@ -99,9 +106,12 @@ pub struct AuditReport {
     pub kde: KdeResult,
     #[serde(skip)]
     pub kde_options: KdeOptions,
-    /// `none`, `uniform` or `floor`, and which sets got noise.
-    pub dequantized: String,
-    pub dequantized_sets: Vec<String>,
+    /// The quantised-data policy's decision (treatment, tie shares of the raw O and T).
+    #[serde(skip)]
+    pub policy: Decision,
+    /// Tie share of the raw generated images.
+    #[serde(skip)]
+    pub ties_generated: f64,
     pub nn_train: NnSummary,
     /// Mean distance from a generated image to its nearest image of O.
     pub d1_original_mean: f64,
@@ -132,10 +142,10 @@ pub fn training_set(meta: &CheckpointMeta) -> anyhow::Result<ImageSet> {
     })
 }
 
-/// A seed for the default GMM original set that differs from T's.
+/// A seed for the default GMM original set that differs from T's:
+/// `derive_seed(seed, "audit-original", [train_seed])`.
 pub fn original_seed(train_seed: u64, seed: u64) -> u64 {
-    let mut z = train_seed ^ seed.rotate_left(17) ^ 0x4f52_4947_494e_414c; // "ORIGINAL"
-    z = (z ^ (z >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let z = memdiff_data::seed::derive_seed(seed, "audit-original", &[train_seed]);
     if z == train_seed {
         z ^ 1
     } else {
@@ -220,7 +230,11 @@ pub fn side_by_side(g: &ImageSet, t: &ImageSet, nb: &[Neighbour]) -> ImageSet {
     ImageSet::new(2 * g.n, g.channels, g.h, g.w, data)
 }
 
-fn same_shape(what: &str, a: &ImageSet, g: (usize, usize, usize)) -> anyhow::Result<()> {
+fn same_shape<V: Copy>(
+    what: &str,
+    a: &ImageSet<V>,
+    g: (usize, usize, usize),
+) -> anyhow::Result<()> {
     if (a.channels, a.h, a.w) != g {
         bail!(
             "the {what} images are {} x {} x {} but the model generates {} x {} x {}: give an original set of the checkpoint's size",
@@ -233,51 +247,6 @@ fn same_shape(what: &str, a: &ImageSet, g: (usize, usize, usize)) -> anyhow::Res
         );
     }
     Ok(())
-}
-
-type Dequantized = (String, Vec<String>, ImageSet, ImageSet, ImageSet);
-
-/// `eval`'s treatment of quantised sets (same modes, same per-set seeds), on copies.
-fn dequantize(
-    mode: &str,
-    seed: u64,
-    o: &ImageSet,
-    t: &ImageSet,
-    g: &ImageSet,
-    kopts: &mut KdeOptions,
-) -> anyhow::Result<Dequantized> {
-    let (mut o, mut t, mut g) = (o.clone(), t.clone(), g.clone());
-    let mut treated = Vec::new();
-    let label = match mode {
-        "none" => "none",
-        "floor" => {
-            kopts.min_bandwidth = Some(quantize::QUANT_STEP);
-            "floor"
-        }
-        "auto" | "uniform" => {
-            for (k, (name, set)) in [
-                ("original", &mut o),
-                ("train", &mut t),
-                ("generated", &mut g),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if mode == "uniform" || quantize::is_quantized(&set.data) {
-                    let s = seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(k as u64 + 1));
-                    quantize::dequantize_uniform(set, s);
-                    treated.push(name.to_string());
-                }
-            }
-            if treated.is_empty() {
-                "none"
-            } else {
-                "uniform"
-            }
-        }
-        other => bail!("--dequantize {other:?}: use auto, uniform, floor or none"),
-    };
-    Ok((label.to_string(), treated, o, t, g))
 }
 
 /// Runs the audit (no printing).
@@ -304,13 +273,20 @@ pub fn audit(
 
     // Data first: a bad recipe or --original fails before minutes of sampling.
     let t = training_set(&meta)?;
+    // O in f64 (a float64 file keeps its exact values, as in `eval`).
+    let mut default_o = None;
     let (o, original_source) = match &a.original {
         Some(p) => (
-            memdiff_data::read_images_any(p)
+            memdiff_data::read_images_any_f64(p)
                 .with_context(|| format!("--original {}", p.display()))?,
             p.display().to_string(),
         ),
-        None => default_original(&meta, a.seed)?,
+        None => {
+            let (o, src) = default_original(&meta, a.seed)?;
+            let o64 = o.to_f64();
+            default_o = Some(o);
+            (o64, src)
+        }
     };
 
     let shape = (model.channels, model.px, model.px);
@@ -326,9 +302,15 @@ pub fn audit(
     .with_context(|| format!("sampling {}", a.checkpoint.display()))?;
     let seconds_sampling = start.elapsed().as_secs_f64();
 
+    // Quantised data: the one policy, decided on the raw O and T, noise on O, T and G.
     let mut kopts = a.kde.clone();
-    let (dequantized, dequantized_sets, ko, kt, kg) =
-        dequantize(&a.dequantize, a.seed, &o, &t, &g, &mut kopts)?;
+    let policy = quantize::decide(a.dequantize, a.seed, &o, &t.to_f64());
+    super::eval::apply_policy(&policy, &mut kopts);
+    let ties_generated = policy.ties_of(&g);
+    super::eval::warn_ties(&policy, Some(ties_generated));
+    let ko = policy.apply(&o, Role::Original);
+    let kt = policy.apply(&t, Role::Train);
+    let kg = policy.apply(&g, Role::Generated);
     let d = g.dim();
     let res = kde::evaluate(&ko.data, ko.n, &kt.data, kt.n, &kg.data, kg.n, d, &kopts)
         .context("evaluating the KDE metric")?;
@@ -338,8 +320,18 @@ pub fn audit(
     let pair = side_by_side(&g, &t, &nb_t);
     memdiff_data::png::write_grid(&png, &pair, 2, 0)
         .with_context(|| format!("writing {}", png.display()))?;
-    if let Some(p) = &a.save_generated {
-        memdiff_data::npy::write_npy(p, &g).with_context(|| format!("writing {}", p.display()))?;
+    if let Some(dir) = &a.save_sets {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--save-sets: cannot create {}", dir.display()))?;
+        let mut sets = vec![("train.npy", &t), ("generated.npy", &g)];
+        if let Some(o) = &default_o {
+            sets.push(("original.npy", o));
+        }
+        for (name, set) in sets {
+            let p = dir.join(name);
+            memdiff_data::npy::write_npy(&p, set)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
     }
     #[derive(Serialize)]
     struct Settings<'a> {
@@ -390,8 +382,8 @@ pub fn audit(
         original_source,
         kde: res,
         kde_options: kopts,
-        dequantized,
-        dequantized_sets,
+        policy,
+        ties_generated,
         nn_train: nn::summarize(&nb_t),
         d1_original_mean: nb_o.iter().map(|n| n.d1).sum::<f64>() / nb_o.len() as f64,
         generated,
@@ -403,7 +395,13 @@ pub fn audit(
 
 /// The report as one JSON object: `eval`'s metric fields plus the audit's.
 pub fn report_json(r: &AuditReport) -> anyhow::Result<serde_json::Value> {
-    let mut out = super::eval::result_json(&r.kde, &r.kde_options, &r.dequantized);
+    let mut out = super::eval::result_json(
+        &r.kde,
+        &r.kde_options,
+        &r.policy,
+        Some(r.ties_generated),
+        true,
+    );
     let extra = serde_json::to_value(r)?;
     let m = out.as_object_mut().expect("object");
     if let serde_json::Value::Object(e) = extra {
@@ -449,7 +447,7 @@ pub fn print(r: &AuditReport, json: bool, per_sample: bool) -> anyhow::Result<()
         k.e_tg, k.e_og, k.delta, k.delta_unbiased
     );
     println!(
-        "  {} pixels used, {} constant over O left out; bandwidth {}{}; dequantised: {}{}",
+        "  {} pixels used, {} constant over O left out; bandwidth {}{}",
         k.pixels_used,
         k.pixels_skipped,
         r.kde_options.bandwidth,
@@ -457,13 +455,8 @@ pub fn print(r: &AuditReport, json: bool, per_sample: bool) -> anyhow::Result<()
             .min_bandwidth
             .map(|f| format!(" (floor {f:.5})"))
             .unwrap_or_default(),
-        r.dequantized,
-        if r.dequantized_sets.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", r.dequantized_sets.join(", "))
-        }
     );
+    println!("  {}", r.policy.summary(Some(r.ties_generated), true));
     println!(
         "nearest training image: mean d1/d2 = {:.3}, {:.0} % below 1/3 (likely copies); mean d1 to T = {:.4}, to O = {:.4}",
         r.nn_train.ratio_mean,
@@ -518,11 +511,8 @@ pub fn run(args: &super::eval::EvalArgs) -> anyhow::Result<()> {
         a.sample.form = x;
     }
     a.kde = super::eval::kde_options(&args.bandwidth, args.paper_scale, args.min_std)?;
-    a.dequantize = if args.no_dequantize {
-        "none".into()
-    } else {
-        args.dequantize.clone()
-    };
+    a.dequantize = super::eval::parse_dequant(args)?;
+    a.save_sets = args.save_sets.clone();
     let pb = super::sample::progress_bar(0);
     let r = audit(&a, Some(&pb));
     pb.finish_and_clear();

@@ -118,8 +118,9 @@ pub fn run(a: BenchKdeArgs) -> anyhow::Result<()> {
         res = Some(r);
     }
     let r = res.expect("at least one repetition");
-    let mut out = super::eval::result_json(&r, &opts, "none");
+    let mut out = super::eval::metric_json(&r, &opts);
     let m = out.as_object_mut().expect("object");
+    m.insert("dequantized".into(), json!("none"));
     m.insert("seconds".into(), json!(best));
     m.insert("prepare_original_seconds".into(), json!(best_prep));
     m.insert("evaluate_seconds".into(), json!(best_eval));

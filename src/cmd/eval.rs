@@ -6,14 +6,19 @@
 //! Reference generators without a data distribution at hand (`--generator oracle` with files
 //! only): G is `g` rows of the original file that are equal to no row of T, and those rows are
 //! removed from O before the metric, so G never saw T and is not part of the O it is compared
-//! with (`n_original` in the output is then N - g). `copy` / `copy+noise:S` take rows of T
-//! (after any dequantisation, so that copies are exact copies of the T the metric sees).
+//! with (`n_original` in the output is then N - g). `copy` / `copy+noise:S` draw rows of T with
+//! replacement (`memdiff_data::reference`, as the sweep), after any dequantisation, so that
+//! copies are exact copies of the T the metric sees.
+//!
+//! Quantised data: `memdiff_data::quantize`, the policy the audit and the sweep use too (same
+//! decision, same noise for the same `--seed`). Values are read and kept in f64: a float64
+//! `.npy` reaches the metric unrounded.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use memdiff_data::quantize::{self, QUANT_STEP};
+use memdiff_data::quantize::{self, Decision, Mode, Role};
 use memdiff_data::reference::{self, Reference};
 use memdiff_data::ImageSet;
 use memdiff_metrics::kde::{Bandwidth, KdeOptions, KdeResult, OriginalSet};
@@ -64,11 +69,12 @@ pub struct EvalArgs {
     /// closed form.
     #[arg(long)]
     pub check_quadrature: bool,
-    /// Quantised inputs (u8, or values on the k/255 grid): auto (uniform noise on the sets that
-    /// are quantised), uniform (on every set), floor (bandwidth >= 1/255), none.
+    /// Quantised data (docs/METHOD.md §4b): auto (uniform when O or T lies on the k/255 grid or
+    /// exact ties dominate its self-term, as for raw, resized or padded MNIST; else none),
+    /// uniform (seeded U(0, 1/255) noise on O, T and G alike), floor (bandwidth >= 1/255), none.
     #[arg(long, default_value = "auto", value_name = "MODE")]
     pub dequantize: String,
-    /// Same as --dequantize none (keep raw ties; SPEC §4b warns against it).
+    /// Same as --dequantize none (keep raw ties; warns when they dominate).
     #[arg(long)]
     pub no_dequantize: bool,
     /// Seed of the reference generator and of the dequantisation noise.
@@ -105,6 +111,11 @@ pub struct EvalArgs {
     /// eps (the seeds' form, no clipping inside the chain).
     #[arg(long, requires = "checkpoint")]
     pub form: Option<memdiff_diffusion::sample::Form>,
+    /// With --checkpoint: save the raw sets compared into DIR (train.npy, generated.npy, and
+    /// original.npy when O is the default one); `eval` on them with the same --seed and
+    /// --dequantize gives the same numbers.
+    #[arg(long, value_name = "DIR", requires = "checkpoint")]
+    pub save_sets: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,29 +145,39 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     run_sets(&args)
 }
 
-fn read_set(path: &Path, role: &str) -> anyhow::Result<ImageSet> {
-    memdiff_data::read_images_any(path).with_context(|| format!("reading the {role} set"))
+/// Reads a set in f64 (float64 files keep their exact values).
+fn read_set(path: &Path, role: &str) -> anyhow::Result<ImageSet<f64>> {
+    memdiff_data::read_images_any_f64(path).with_context(|| format!("reading the {role} set"))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Dequant {
-    Auto,
-    Uniform,
-    Floor,
-    None,
-}
-
-fn parse_dequant(args: &EvalArgs) -> anyhow::Result<Dequant> {
+/// `--dequantize` / `--no-dequantize` (shared with the audit).
+pub fn parse_dequant(args: &EvalArgs) -> anyhow::Result<Mode> {
     if args.no_dequantize {
-        return Ok(Dequant::None);
+        return Ok(Mode::None);
     }
-    Ok(match args.dequantize.as_str() {
-        "auto" => Dequant::Auto,
-        "uniform" => Dequant::Uniform,
-        "floor" => Dequant::Floor,
-        "none" => Dequant::None,
-        other => bail!("--dequantize {other:?}: use auto, uniform, floor or none"),
-    })
+    match args.dequantize.parse::<Mode>() {
+        Ok(m) => Ok(m),
+        Err(_) => bail!(
+            "--dequantize {:?}: use auto, uniform, floor or none",
+            args.dequantize
+        ),
+    }
+}
+
+/// Puts the policy's bandwidth floor and pixel exclusion into the metric's options (shared
+/// with the audit).
+pub fn apply_policy(policy: &Decision, opts: &mut KdeOptions) {
+    if let Some(f) = policy.min_bandwidth() {
+        opts.min_bandwidth = Some(f);
+    }
+    opts.exclude = policy.exclude(opts.keeps_constant_pixels());
+}
+
+/// Logs the policy's warning (ties dominate, nothing treats them) through `tracing`.
+pub fn warn_ties(policy: &Decision, ties_g: Option<f64>) {
+    if let Some(w) = policy.warning(ties_g) {
+        tracing::warn!("{w}");
+    }
 }
 
 /// The options of the metric from the command line (shared with `bench kde`).
@@ -193,13 +214,13 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         bail!("--g 0: the reference generator needs at least 1 sample");
     }
     let mut o = read_set(op, "original")?;
-    let mut t = read_set(tp, "train")?;
+    let t = read_set(tp, "train")?;
     let mut g = match &args.generated {
         Some(gp) => Some(read_set(gp, "generated")?),
         None => None,
     };
     let d = o.dim();
-    let check_dim = |set: &ImageSet, path: &Path, role: &str| -> anyhow::Result<()> {
+    let check_dim = |set: &ImageSet<f64>, path: &Path, role: &str| -> anyhow::Result<()> {
         if set.dim() != d {
             bail!(
                 "{} ({role} set) has {} pixels per sample ({}x{}x{}) but {} (original set) has {d}; all sets must have the same pixel count",
@@ -219,73 +240,35 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
     }
     // Oracle from files: hold g rows of O (not in T) out as G, before any noise.
     if generator == Some(Reference::Oracle) {
-        let (gs, rest) = reference::holdout(&o, &t, args.g, args.seed)
+        let seed = reference::generator_seed(args.seed, &Reference::Oracle);
+        let (gs, rest) = reference::holdout(&o, &t, args.g, seed)
             .context("--generator oracle (rows of the original file not in the training set)")?;
         g = Some(gs);
         o = rest;
     }
-    // Quantised data.
-    let q = [
-        quantize::is_quantized(&o.data),
-        quantize::is_quantized(&t.data),
-        g.as_ref().is_some_and(|s| quantize::is_quantized(&s.data)),
-    ];
-    // Pixels constant over the raw O stay out even after noise makes them vary (SPEC §4:
-    // no bandwidth is defined there; noise-only pixels would only compare noise).
-    if q[0] && matches!(mode, Dequant::Auto | Dequant::Uniform) && args.min_std.is_none() {
-        opts.exclude = Some(constant_pixels(&o));
-    }
-    let mut treated: Vec<&str> = Vec::new();
-    let label = match mode {
-        Dequant::Floor => {
-            opts.min_bandwidth = Some(QUANT_STEP);
-            "floor"
-        }
-        Dequant::None => "none",
-        Dequant::Auto | Dequant::Uniform => {
-            let names = ["original", "train", "generated"];
-            for (k, name) in names.iter().enumerate() {
-                if !(q[k] || mode == Dequant::Uniform) {
-                    continue;
-                }
-                // Distinct, fixed streams per set so each set's noise is independent.
-                let seed = args.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(k as u64 + 1));
-                let set = match k {
-                    0 => Some(&mut o),
-                    1 => Some(&mut t),
-                    _ => g.as_mut(),
-                };
-                if let Some(s) = set {
-                    quantize::dequantize_uniform(s, seed);
-                    treated.push(*name);
-                }
-            }
-            if treated.is_empty() {
-                "none"
-            } else {
-                "uniform"
-            }
-        }
-    };
+    // Quantised data: the one policy (memdiff_data::quantize), decided on the raw O and T.
+    let policy = quantize::decide(mode, args.seed, &o, &t);
+    apply_policy(&policy, &mut opts);
+    let ties_g = g.as_ref().map(|s| policy.ties_of(s));
+    let o = policy.apply(&o, Role::Original);
+    let t = policy.apply(&t, Role::Train);
+    let g_noised = g.is_some();
     let g = match (g, generator) {
-        (Some(g), _) => g,
-        (None, Some(Reference::Copy)) => reference::copy_rows(&t, args.g, args.seed)?.0,
-        (None, Some(Reference::CopyNoise(s))) => reference::copy_noise(&t, args.g, s, args.seed)?.0,
+        (Some(g), _) => policy.apply(&g, Role::Generated),
+        (None, Some(r @ Reference::Copy)) => {
+            reference::copy_rows(&t, args.g, reference::generator_seed(args.seed, &r))?.0
+        }
+        (None, Some(r @ Reference::CopyNoise(s))) => {
+            reference::copy_noise(&t, args.g, s, reference::generator_seed(args.seed, &r))?.0
+        }
         _ => bail!("give --generated FILE or --generator KIND"),
     };
+    warn_ties(&policy, ties_g);
     let orig = OriginalSet::new(&o.data, o.n, d, &opts)
         .with_context(|| format!("original set {}", op.display()))?;
     let r = orig
         .evaluate(&t.data, t.n, &g.data, g.n)
         .context("evaluating the metric")?;
-    for (name, share) in [("original", r.tie_share_oo), ("train", r.tie_share_tt)] {
-        if share > 0.5 {
-            tracing::warn!(
-                "exact ties make up {:.0} % of the {name} set's self-term pairs: the metric mostly counts equal values (SPEC §4b); use --dequantize uniform or floor",
-                share * 100.0
-            );
-        }
-    }
     let nn_res = if args.nn {
         let nb = nn::nearest_neighbours(&t.data, t.n, &g.data, g.n, d)?;
         Some((nn::summarize(&nb), nb))
@@ -301,11 +284,10 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         Some(r) => r.to_string(),
         None => "file".into(),
     };
-    let mut out = result_json(&r, &opts, label);
+    let mut out = result_json(&r, &opts, &policy, ties_g, g_noised);
     let m = out.as_object_mut().expect("object");
     m.insert("d".into(), json!(d));
     m.insert("generator".into(), json!(gen_label));
-    m.insert("dequantized_sets".into(), json!(treated));
     m.insert("seed".into(), json!(args.seed));
     m.insert(
         "files".into(),
@@ -329,22 +311,32 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `true` for the pixels whose values are all equal over `set` (`max == min`).
-fn constant_pixels(set: &ImageSet) -> Vec<bool> {
-    let d = set.dim();
-    let mut lo = vec![f32::INFINITY; d];
-    let mut hi = vec![f32::NEG_INFINITY; d];
-    for row in set.data.chunks_exact(d) {
-        for (i, &v) in row.iter().enumerate() {
-            lo[i] = lo[i].min(v);
-            hi[i] = hi[i].max(v);
-        }
-    }
-    lo.iter().zip(&hi).map(|(a, b)| a == b).collect()
+/// The metric's JSON fields shared by `eval`, the audit and `bench kde`, with the quantised-data
+/// policy's: the treatment, the sets that got noise, and the tie shares of the raw sets
+/// (`raw_tie_share_*`, what the policy decides by; `tie_share_*` are the metric's, after it).
+pub fn result_json(
+    r: &KdeResult,
+    opts: &KdeOptions,
+    policy: &Decision,
+    ties_g: Option<f64>,
+    g_noised: bool,
+) -> Value {
+    let mut v = metric_json(r, opts);
+    let m = v.as_object_mut().expect("object");
+    m.insert("dequantized".into(), json!(policy.treatment.as_str()));
+    m.insert("dequantize_mode".into(), json!(policy.mode.to_string()));
+    m.insert(
+        "dequantized_sets".into(),
+        json!(policy.noised_sets(g_noised)),
+    );
+    m.insert("raw_tie_share_original".into(), json!(policy.ties_original));
+    m.insert("raw_tie_share_train".into(), json!(policy.ties_train));
+    m.insert("raw_tie_share_generated".into(), json!(ties_g));
+    v
 }
 
-/// The metric's JSON fields shared by `eval` and `bench kde`.
-pub fn result_json(r: &KdeResult, opts: &KdeOptions, dequantized: &str) -> Value {
+/// The metric's own JSON fields (`bench kde` adds `dequantized = none`).
+pub fn metric_json(r: &KdeResult, opts: &KdeOptions) -> Value {
     json!({
         "e_tg": r.e_tg,
         "e_og": r.e_og,
@@ -360,7 +352,6 @@ pub fn result_json(r: &KdeResult, opts: &KdeOptions, dequantized: &str) -> Value
         "scale_factor": r.scale,
         "min_std": opts.min_std,
         "min_bandwidth": opts.min_bandwidth,
-        "dequantized": dequantized,
         "s_tt": r.s_tt,
         "s_gg": r.s_gg,
         "s_oo": r.s_oo,
@@ -403,7 +394,11 @@ fn print_table(out: &Value, nb: Option<&Vec<nn::Neighbour>>) {
         "bandwidth",
         "scale",
         "dequantized",
+        "dequantize_mode",
         "dequantized_sets",
+        "raw_tie_share_original",
+        "raw_tie_share_train",
+        "raw_tie_share_generated",
         "generator",
         "e_tg_error_bound",
         "e_og_error_bound",

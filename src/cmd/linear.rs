@@ -525,15 +525,11 @@ impl SweepConfig {
     }
 }
 
-/// A per-point seed from the run seed, a section tag and the point (splitmix64 mixing).
-fn point_seed(seed: u64, tag: u64, d: usize, n: usize) -> u64 {
-    let mut z = seed
-        ^ tag.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (d as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9)
-        ^ (n as u64).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A per-point seed from the run seed, a section tag and the point: the one seed derivation
+/// (`memdiff_data::seed::derive_seed`). `x` is the point's n, or a float's bits (λ̂), so that
+/// close values never share a seed.
+fn point_seed(seed: u64, tag: u64, d: usize, x: u64) -> u64 {
+    memdiff_data::seed::derive_seed(seed, "linear", &[tag, d as u64, x])
 }
 
 /// Writes a CSV table atomically (numbers and plain words only: no quoting needed).
@@ -621,7 +617,7 @@ fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
             for &alpha in &s.alpha {
                 let n = n_for_alpha(d, alpha);
                 let p = cfg.params(d, n, s.lambda_hat, s.data_model);
-                let opts = SimOptions::new(s.sims, point_seed(cfg.seed, 1, d, n));
+                let opts = SimOptions::new(s.sims, point_seed(cfg.seed, 1, d, n as u64));
                 let (_, sm) = simulate(&p, &opts, None, &tick)
                     .with_context(|| format!("kl_alpha d = {d} n = {n}"))?;
                 let th = theory::kl_var_theorem(d, n, s.lambda_hat, cfg.t).map(|t| t.total);
@@ -725,7 +721,7 @@ fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
             let mut curve = Vec::new();
             for &lh in &s.lambda_hat {
                 let p = cfg.params(d, s.n, lh, s.data_model);
-                let opts = SimOptions::new(s.sims, point_seed(cfg.seed, 2, d, (lh * 1e6) as usize));
+                let opts = SimOptions::new(s.sims, point_seed(cfg.seed, 2, d, lh.to_bits()));
                 let (_, sm) = simulate(&p, &opts, None, &tick)
                     .with_context(|| format!("kl_lambda d = {d} lambda_hat = {lh}"))?;
                 let th = theory::kl_var_theorem(d, s.n, lh, cfg.t).map(|t| t.total);
@@ -799,7 +795,7 @@ fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
             let mut band = Vec::new();
             for &n in &s.n {
                 let p = cfg.params(d, n, s.lambda_hat, s.data_model);
-                let opts = SimOptions::new(s.sims, point_seed(cfg.seed, 3, d, n));
+                let opts = SimOptions::new(s.sims, point_seed(cfg.seed, 3, d, n as u64));
                 let (_, sm) = simulate(&p, &opts, None, &tick)
                     .with_context(|| format!("h2 d = {d} n = {n}"))?;
                 let (m, se) = (sm.hellinger2.mean, sm.hellinger2.se);
@@ -881,7 +877,7 @@ fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
         let run_point =
             |d: usize, n: usize, sims: usize| -> anyhow::Result<(Summary, Vec<String>)> {
                 let p = cfg.params(d, n, s.lambda_hat, s.data_model);
-                let opts = SimOptions::new(sims, point_seed(cfg.seed, 5, d, n));
+                let opts = SimOptions::new(sims, point_seed(cfg.seed, 5, d, n as u64));
                 let (_, sm) = simulate(&p, &opts, Some(orig(d)), &tick)
                     .with_context(|| format!("p_delta d = {d} n = {n}"))?;
                 let pd = sm.p_delta_pos.expect("original set given");

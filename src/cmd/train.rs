@@ -179,6 +179,68 @@ fn recipe_for(kind: &str, a: &TrainArgs, cfg: &TrainConfig) -> anyhow::Result<Da
     })
 }
 
+/// `--n`, `--components`, `--data-seed` under `--resume`: the data is the checkpoint's, so a
+/// value that differs from it (or that the recipe cannot confirm) is an error naming the flag.
+fn check_resume_data(
+    a: &TrainArgs,
+    data: &DataRecipe,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let drop = |flag: &str, what: String| {
+        anyhow::anyhow!(
+            "{flag} under --resume: {what}; --resume continues with the data in {}/checkpoint.toml (drop {flag})",
+            out.display()
+        )
+    };
+    if let Some(n) = a.n {
+        if data.len() != Some(n) {
+            let had = match data.len() {
+                Some(k) => format!("{k} images"),
+                None => "every row of its file".into(),
+            };
+            return Err(drop("--n", format!("the run trained on {had}, not {n}")));
+        }
+    }
+    if let Some(c) = a.components {
+        match data {
+            DataRecipe::Gmm { spec, .. } if spec.components.len() == c => {}
+            DataRecipe::Gmm { spec, .. } => {
+                return Err(drop(
+                    "--components",
+                    format!(
+                        "the run's mixture has {} components, not {c}",
+                        spec.components.len()
+                    ),
+                ))
+            }
+            _ => {
+                return Err(drop(
+                    "--components",
+                    "the run's data is not a mixture".into(),
+                ))
+            }
+        }
+    }
+    if let Some(s) = a.data_seed {
+        match data {
+            DataRecipe::Gmm { seed, .. } if *seed == s => {}
+            DataRecipe::Gmm { seed, .. } => {
+                return Err(drop(
+                    "--data-seed",
+                    format!("the run's data seed is {seed}, not {s}"),
+                ))
+            }
+            _ => {
+                return Err(drop(
+                    "--data-seed",
+                    "the run's recipe records its image indices, not a seed".into(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 fn default_out(recipe: &DataRecipe, cfg: &TrainConfig) -> PathBuf {
     let kind = match recipe {
         DataRecipe::Gmm { spec, .. } => format!("gmm{}", spec.components.len()),
@@ -219,6 +281,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         if a.config.is_some() || a.data.is_some() || a.mnist_dir.is_some() {
             bail!("--resume takes the settings and data from {}/checkpoint.toml: drop --config / --data / --mnist-dir (only --epochs, --max-steps and --checkpoint-every may change)", out.display());
         }
+        check_resume_data(&a, &meta.data, &out)?;
         (cfg, meta.data, out)
     } else {
         let file: TrainFile = match &a.config {

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use crate::error::hex4;
 use crate::images::nchw_from_shape;
-use crate::{DataError, ImageSet};
+use crate::{DataError, ImageSet, Pixel};
 
 /// The two bytes every gzip stream starts with.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -199,9 +199,18 @@ pub fn write_images_idx(path: &Path, set: &ImageSet, gzip: bool) -> Result<(), D
 /// An IDX array of unsigned bytes as images (`value / 255`), with the shape rules of
 /// [`crate::npy::read_images`].
 pub fn idx_to_images(path: &Path, arr: &IdxArray) -> Result<ImageSet, DataError> {
+    idx_to_images_as(path, arr)
+}
+
+/// [`idx_to_images`] into values of type `V` (`value as f32 / 255`, widened exactly).
+pub fn idx_to_images_as<V: Pixel>(path: &Path, arr: &IdxArray) -> Result<ImageSet<V>, DataError> {
     let shape: Vec<u64> = arr.dims.iter().map(|&d| d as u64).collect();
     let (n, c, h, w) = nchw_from_shape(path, &shape)?;
-    let data = arr.data.iter().map(|&b| b as f32 / 255.0).collect();
+    let data = arr
+        .data
+        .iter()
+        .map(|&b| V::from_f32(b as f32 / 255.0))
+        .collect();
     Ok(ImageSet::new(n, c, h, w, data))
 }
 
@@ -210,17 +219,29 @@ pub fn idx_to_images(path: &Path, arr: &IdxArray) -> Result<ImageSet, DataError>
 /// `.npy` is read too.
 /// [`crate::mnist::SHIPPED`] gives the shipped MNIST subset.
 pub fn read_images_any(path: &Path) -> Result<ImageSet, DataError> {
+    read_images_any_as(path)
+}
+
+/// [`read_images_any`] without rounding float64 `.npy` data to f32 (the metric's reader: every
+/// other format gives the same values as [`read_images_any`], widened exactly).
+pub fn read_images_any_f64(path: &Path) -> Result<ImageSet<f64>, DataError> {
+    read_images_any_as(path)
+}
+
+/// [`read_images_any`] into values of type `V`.
+pub fn read_images_any_as<V: Pixel>(path: &Path) -> Result<ImageSet<V>, DataError> {
     if crate::mnist::is_shipped(path) {
-        return Ok(crate::mnist::shipped_images());
+        let s = crate::mnist::shipped_images();
+        return Ok(s.map(|v| V::from_f32(v)));
     }
     let raw = std::fs::read(path).map_err(|e| DataError::read(path, e))?;
     let bytes = gunzip_if_gzip(path, &raw)?;
     if bytes.starts_with(crate::npy::NPY_MAGIC) {
-        return crate::npy::parse_images(path, &bytes);
+        return crate::npy::parse_images_as(path, &bytes);
     }
     if bytes.len() >= 2 && bytes[0] == 0 && bytes[1] == 0 {
         let arr = parse_idx(path, &bytes)?;
-        return idx_to_images(path, &arr);
+        return idx_to_images_as(path, &arr);
     }
     Err(DataError::UnknownFormat {
         path: path.to_path_buf(),

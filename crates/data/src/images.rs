@@ -1,21 +1,49 @@
 //! [`ImageSet`]: the one in-memory layout every crate passes around.
 
-/// `n` single- or multi-channel images, row-major `(n, channels, h, w)`, values as `f32`.
+/// A pixel value type: `f32` (the default, what the network and the files of this project use)
+/// or `f64` (kept when a `.npy` file holds float64, so that the metric sees the exact values).
+pub trait Pixel: Copy + Into<f64> + PartialEq + Send + Sync + std::fmt::Debug + 'static {
+    /// The nearest value of this type (for `f32`: rounds).
+    fn from_f64(x: f64) -> Self;
+    /// The value of an `f32` (exact for both types).
+    fn from_f32(x: f32) -> Self;
+}
+
+impl Pixel for f32 {
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+}
+
+impl Pixel for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn from_f32(x: f32) -> Self {
+        x as f64
+    }
+}
+
+/// `n` single- or multi-channel images, row-major `(n, channels, h, w)`, values as `f32` (or
+/// `f64`: [`ImageSet<f64>`], the metric's exact input).
 ///
 /// The pixel count `d = channels * h * w` is what the KDE metric averages over.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ImageSet {
+pub struct ImageSet<V = f32> {
     pub n: usize,
     pub channels: usize,
     pub h: usize,
     pub w: usize,
-    pub data: Vec<f32>,
+    pub data: Vec<V>,
 }
 
-impl ImageSet {
+impl<V: Copy> ImageSet<V> {
     /// Wraps `data` of length `n * channels * h * w`; panics if the length does not match
     /// (a programming error, never a user input: readers validate before calling this).
-    pub fn new(n: usize, channels: usize, h: usize, w: usize, data: Vec<f32>) -> Self {
+    pub fn new(n: usize, channels: usize, h: usize, w: usize, data: Vec<V>) -> Self {
         assert_eq!(
             data.len(),
             n * channels * h * w,
@@ -36,13 +64,13 @@ impl ImageSet {
     }
 
     /// Image `i` as a slice of `dim()` values.
-    pub fn row(&self, i: usize) -> &[f32] {
+    pub fn row(&self, i: usize) -> &[V] {
         let d = self.dim();
         &self.data[i * d..(i + 1) * d]
     }
 
     /// The images at `indices`, in that order.
-    pub fn select(&self, indices: &[usize]) -> ImageSet {
+    pub fn select(&self, indices: &[usize]) -> ImageSet<V> {
         let d = self.dim();
         let mut data = Vec::with_capacity(indices.len() * d);
         for &i in indices {
@@ -51,9 +79,22 @@ impl ImageSet {
         ImageSet::new(indices.len(), self.channels, self.h, self.w, data)
     }
 
-    /// All pixel values as `f64`, row-major `(n, d)`: the metric crate's input.
-    pub fn to_f64(&self) -> Vec<f64> {
-        self.data.iter().map(|&v| v as f64).collect()
+    /// The same images with every value mapped by `f` (same shape).
+    pub fn map<W: Copy>(&self, f: impl Fn(V) -> W) -> ImageSet<W> {
+        ImageSet::new(
+            self.n,
+            self.channels,
+            self.h,
+            self.w,
+            self.data.iter().map(|&v| f(v)).collect(),
+        )
+    }
+}
+
+impl<V: Pixel> ImageSet<V> {
+    /// All pixel values as `f64` (exact), same shape: the metric's input.
+    pub fn to_f64(&self) -> ImageSet<f64> {
+        self.map(|v| v.into())
     }
 }
 

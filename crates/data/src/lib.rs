@@ -21,10 +21,11 @@ pub mod png;
 
 pub use error::{check_side, DataError};
 pub use gmm::{GmmComponent, GmmSpec};
-pub use idx::read_images_any;
-pub use images::ImageSet;
+pub use idx::{read_images_any, read_images_any_f64};
+pub use images::{ImageSet, Pixel};
 pub use mnist::Resize;
 pub use recipe::DataRecipe;
 pub mod quantize;
 pub mod recipe;
 pub mod reference;
+pub mod seed;

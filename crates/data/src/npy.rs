@@ -10,14 +10,15 @@ use std::path::Path;
 use npyz::{DType, NpyFile, NpyHeader, Order, TypeChar, WriterBuilder};
 
 use crate::images::{nchw_from_shape, unravel};
-use crate::{DataError, ImageSet};
+use crate::{DataError, ImageSet, Pixel};
 
 /// The six bytes every `.npy` file starts with.
 pub const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Reads a set of images from a `.npy` file.
 ///
-/// - dtypes: `float32`, `float64` (converted to f32), `uint8` (as `value / 255`);
+/// - dtypes: `float32`, `float64` (rounded to f32; [`read_images_f64`] keeps them exact),
+///   `uint8` (as `value / 255` in f32);
 /// - shapes: `(n, d)` becomes `sqrt(d) x sqrt(d)` images when `d` is a perfect square and
 ///   `1 x d` otherwise; `(n, h, w)` one channel; `(n, c, h, w)` as is;
 /// - Fortran-order files are transposed to C order;
@@ -27,8 +28,21 @@ pub fn read_images(path: &Path) -> Result<ImageSet, DataError> {
     parse_images(path, &bytes)
 }
 
+/// [`read_images`] without rounding: float64 files keep their exact values; float32 and uint8
+/// give the same values as [`read_images`] (widened exactly). What the metric reads.
+pub fn read_images_f64(path: &Path) -> Result<ImageSet<f64>, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::read(path, e))?;
+    parse_images_as(path, &bytes)
+}
+
 /// [`read_images`] on bytes already in memory; `path` only names the source in errors.
 pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<ImageSet, DataError> {
+    parse_images_as(path, bytes)
+}
+
+/// [`parse_images`] into values of type `V`: float64 data is rounded to `V` (an error if it
+/// overflows), float32 and uint8 data (`value as f32 / 255`) are widened exactly.
+pub fn parse_images_as<V: Pixel>(path: &Path, bytes: &[u8]) -> Result<ImageSet<V>, DataError> {
     let fmt = |detail: String| DataError::NpyFormat {
         path: path.to_path_buf(),
         detail,
@@ -81,11 +95,11 @@ pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<ImageSet, DataError> {
     let npy = NpyFile::with_header(header, rest);
     let truncated = |e: std::io::Error| fmt(format!("reading the data: {e}"));
     // Values in file order, plus the original value for error messages.
-    let file_order: Vec<f32> = match kind {
+    let file_order: Vec<V> = match kind {
         Kind::F32 => {
             let v: Vec<f32> = npy.into_vec().map_err(truncated)?;
             check_finite(path, &shape, order, v.iter().map(|&x| x as f64))?;
-            v
+            v.into_iter().map(V::from_f32).collect()
         }
         Kind::F64 => {
             let v: Vec<f64> = npy.into_vec().map_err(truncated)?;
@@ -96,18 +110,20 @@ pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<ImageSet, DataError> {
                 &shape,
                 order,
                 v.iter().map(|&x| {
-                    if (x as f32).is_finite() {
+                    if V::from_f64(x).into().is_finite() {
                         x
                     } else {
                         f64::INFINITY
                     }
                 }),
             )?;
-            v.into_iter().map(|x| x as f32).collect()
+            v.into_iter().map(V::from_f64).collect()
         }
         Kind::U8 => {
             let v: Vec<u8> = npy.into_vec().map_err(truncated)?;
-            v.into_iter().map(|x| x as f32 / 255.0).collect()
+            v.into_iter()
+                .map(|x| V::from_f32(x as f32 / 255.0))
+                .collect()
         }
     };
     let data = match order {
@@ -172,7 +188,7 @@ fn check_finite(
 }
 
 /// Reorders a Fortran-order (first index fastest) buffer of `shape` into C order.
-fn fortran_to_c(src: &[f32], shape: &[usize]) -> Vec<f32> {
+fn fortran_to_c<V: Copy>(src: &[V], shape: &[usize]) -> Vec<V> {
     let rank = shape.len();
     // Fortran strides: stride[0] = 1, stride[k] = stride[k-1] * shape[k-1].
     let mut fstride = vec![1usize; rank];

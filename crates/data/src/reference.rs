@@ -4,13 +4,16 @@
 //! - `oracle`: fresh draws from the data distribution that never saw T (nor O): exact GMM
 //!   samples with a fresh seed ([`oracle_gmm`]), or, for data known only through a file
 //!   (MNIST), rows held out of both T and O ([`holdout`]).
-//! - `copy`: G = g rows of T, chosen with a seed ([`copy_rows`]; without replacement when
-//!   `g <= n`): pure memorization.
+//! - `copy`: G = g rows of T drawn uniformly **with replacement** ([`copy_rows`]): g i.i.d.
+//!   samples of T's empirical distribution, i.e. of a model that has memorized T exactly. The
+//!   same definition at every g and n (no switch at g = n); a row may repeat, as it would in the
+//!   samples of such a model.
 //! - `copy+noise:SIGMA`: those copies plus independent `N(0, SIGMA^2)` per pixel
 //!   ([`copy_noise`]); values are not clipped.
 //!
-//! Everything is seeded (`ChaCha8Rng::seed_from_u64(seed)`), deterministic whatever the thread
-//! count.
+//! `eval --generator` and the sweep both use this module, with the seed
+//! [`generator_seed`]`(base, generator)`. Everything is seeded (`ChaCha8Rng::seed_from_u64`),
+//! deterministic whatever the thread count.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -21,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::{DataError, GmmSpec, ImageSet};
+use crate::{DataError, GmmSpec, ImageSet, Pixel};
 
 /// Which reference generator. Parses from / prints as `oracle`, `copy`, `copy+noise:SIGMA`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,45 +81,58 @@ fn check_g(g: usize) -> Result<(), DataError> {
     Ok(())
 }
 
-/// `g` rows of `train` (indices returned), without replacement when `g <= n`, else with.
-pub fn copy_rows(
-    train: &ImageSet,
-    g: usize,
-    seed: u64,
-) -> Result<(ImageSet, Vec<usize>), DataError> {
-    check_g(g)?;
-    if train.n == 0 {
+/// The seed of reference generator `r` under a base seed (the `--seed` of `eval`, a sweep
+/// unit's reference seed): `derive_seed(base, r.to_string(), [])`.
+pub fn generator_seed(base: u64, r: &Reference) -> u64 {
+    crate::seed::derive_seed(base, &r.to_string(), &[])
+}
+
+/// The row choice of [`copy_rows`]: `g` indices uniform on `0..n`, with replacement.
+fn draw_rows(rng: &mut ChaCha8Rng, n: usize, g: usize) -> Vec<usize> {
+    (0..g).map(|_| rng.random_range(0..n)).collect()
+}
+
+fn check_train(n: usize) -> Result<(), DataError> {
+    if n == 0 {
         return Err(DataError::invalid("train", "the training set is empty"));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let idx: Vec<usize> = if g <= train.n {
-        sample(&mut rng, train.n, g).into_vec()
-    } else {
-        (0..g).map(|_| rng.random_range(0..train.n)).collect()
-    };
+    Ok(())
+}
+
+/// `g` rows of `train` drawn uniformly with replacement (module doc), and their indices.
+pub fn copy_rows<V: Copy>(
+    train: &ImageSet<V>,
+    g: usize,
+    seed: u64,
+) -> Result<(ImageSet<V>, Vec<usize>), DataError> {
+    check_g(g)?;
+    check_train(train.n)?;
+    let idx = draw_rows(&mut ChaCha8Rng::seed_from_u64(seed), train.n, g);
     Ok((train.select(&idx), idx))
 }
 
-/// [`copy_rows`] plus independent `N(0, sigma^2)` noise on every value (not clipped). The
-/// noise uses stream 1 of the seed's generator (the row choice uses stream 0).
-pub fn copy_noise(
-    train: &ImageSet,
+/// [`copy_rows`] plus independent `N(0, sigma^2)` noise on every value (not clipped, added in
+/// f64 and stored as `V`). The noise continues the generator that chose the rows.
+pub fn copy_noise<V: Pixel>(
+    train: &ImageSet<V>,
     g: usize,
     sigma: f64,
     seed: u64,
-) -> Result<(ImageSet, Vec<usize>), DataError> {
+) -> Result<(ImageSet<V>, Vec<usize>), DataError> {
     if !(sigma.is_finite() && sigma >= 0.0) {
         return Err(DataError::invalid(
             "sigma",
             format!("copy+noise needs a finite sigma >= 0, got {sigma}"),
         ));
     }
-    let (mut set, idx) = copy_rows(train, g, seed)?;
+    check_g(g)?;
+    check_train(train.n)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(1);
+    let idx = draw_rows(&mut rng, train.n, g);
+    let mut set = train.select(&idx);
     for v in set.data.iter_mut() {
         let z: f64 = rng.sample(StandardNormal);
-        *v = (*v as f64 + sigma * z) as f32;
+        *v = V::from_f64((*v).into() + sigma * z);
     }
     Ok((set, idx))
 }
@@ -133,15 +149,19 @@ pub fn oracle_gmm(spec: &GmmSpec, g: usize, seed: u64) -> Result<ImageSet, DataE
 /// returns them with the rest of the pool. Used as `(G, O') = holdout(O, T, g, seed)`: G never
 /// saw T, and E_OG is then computed against O' (O without G's rows), so G is independent of
 /// both sets it is compared with.
-pub fn holdout(
-    pool: &ImageSet,
-    exclude: &ImageSet,
+pub fn holdout<V: Pixel>(
+    pool: &ImageSet<V>,
+    exclude: &ImageSet<V>,
     g: usize,
     seed: u64,
-) -> Result<(ImageSet, ImageSet), DataError> {
+) -> Result<(ImageSet<V>, ImageSet<V>), DataError> {
     check_g(g)?;
-    let key = |r: &[f32]| r.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
-    let excluded: HashSet<Vec<u32>> = (0..exclude.n).map(|i| key(exclude.row(i))).collect();
+    let key = |r: &[V]| {
+        r.iter()
+            .map(|&v| Into::<f64>::into(v).to_bits())
+            .collect::<Vec<u64>>()
+    };
+    let excluded: HashSet<Vec<u64>> = (0..exclude.n).map(|i| key(exclude.row(i))).collect();
     let free: Vec<usize> = (0..pool.n)
         .filter(|&i| !excluded.contains(&key(pool.row(i))))
         .collect();
@@ -197,14 +217,19 @@ mod tests {
         let t = rows(20, 3);
         let (g, idx) = copy_rows(&t, 5, 1).unwrap();
         assert_eq!(g.n, 5);
-        let mut u = idx.clone();
-        u.sort();
-        u.dedup();
-        assert_eq!(u.len(), 5, "without replacement");
         for (k, &i) in idx.iter().enumerate() {
             assert_eq!(g.row(k), t.row(i));
         }
         assert_eq!(copy_rows(&t, 5, 1).unwrap().1, idx, "seeded");
+        // With replacement at every g: 400 draws of 20 rows repeat, and every row is hit with
+        // frequency near 1/20 (binomial sd 0.011).
+        let (_, many) = copy_rows(&t, 400, 7).unwrap();
+        for r in 0..20 {
+            let f = many.iter().filter(|&&i| i == r).count() as f64 / 400.0;
+            assert!((f - 0.05).abs() < 0.045, "row {r}: {f}");
+        }
+        // copy+noise chooses the same rows as copy under the same seed.
+        assert_eq!(copy_noise(&t, 400, 0.1, 7).unwrap().1, many);
         let (g, _) = copy_rows(&t, 50, 2).unwrap();
         assert_eq!(g.n, 50);
         let (gn, idx) = copy_noise(&t, 400, 0.05, 3).unwrap();

@@ -7,8 +7,7 @@
 //! from a checkpoint draws exactly what the uninterrupted run would have drawn. On the CPU
 //! backends Adam's moments and the EMA live on the host as plain `f32` vectors, updated in one
 //! fused pass; that makes them trivially serialisable and the update cheap. On a GPU the copies
-//! to and from the host cost more than the network (57 % of a px 8 step on an H200,
-//! docs/BENCHMARKS.md), so there the same update runs as tensor ops on the device
+//! to and from the host cost more than the network (docs/BENCHMARKS.md, "GPU"), so there the same update runs as tensor ops on the device
 //! ([`DeviceAdam`]) and the host copies are made only for checkpoints.
 //!
 //! [`train_in_memory`] is the loop with no files (the sweep calls it once per simulation);
@@ -247,12 +246,9 @@ const TAG_PERM: u64 = 0x7065_726d; // "perm"
 const TAG_STEP: u64 = 0x7374_6570; // "step"
 const TAG_VAL: u64 = 0x0076_616c; // "val"
 
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+// The mixer of the one seed derivation (`memdiff_data::seed`); the training draws keep their
+// own composition of it so that every published run draws what it drew.
+use memdiff_data::seed::mix as splitmix;
 
 /// The RNG of draw `index` of kind `tag` in a run seeded `seed`.
 pub fn derived_rng(seed: u64, tag: u64, index: u64) -> ChaCha8Rng {

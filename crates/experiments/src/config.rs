@@ -64,35 +64,9 @@ impl std::str::FromStr for Protocol {
     }
 }
 
-/// Treatment of quantised data (MNIST) before the metric (SPEC §4b).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dequantize {
-    /// `uniform` for quantised inputs (MNIST), `none` for continuous ones (GMM).
-    #[default]
-    Auto,
-    /// Add seeded U(0, 1/255) noise to every set (O, T and G alike).
-    Uniform,
-    /// Floor every bandwidth at the quantisation step 1/255.
-    Floor,
-    /// Raw values (exact ties dominate the self-terms of u8 data).
-    None,
-}
-
-impl std::str::FromStr for Dequantize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "uniform" => Ok(Self::Uniform),
-            "floor" => Ok(Self::Floor),
-            "none" => Ok(Self::None),
-            _ => Err(format!(
-                "unknown dequantize `{s}`: use auto, uniform, floor or none"
-            )),
-        }
-    }
-}
+/// Treatment of quantised data before the metric: the one policy of every entry point,
+/// `memdiff_data::quantize` (auto, uniform, floor, none; noise on O, T and G alike).
+pub use memdiff_data::quantize::Mode as Dequantize;
 
 /// GMM layout (SPEC §1 "centred": `mu_c = mu0 + (c - (C-1)/2) spacing`, `sigma_c = sigma`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -487,15 +461,6 @@ impl SweepConfig {
             (Some(b), Some(e)) => e.resolve(b).unwrap_or_else(|_| vec![b]),
             (Some(b), None) => vec![b],
             _ => Vec::new(),
-        }
-    }
-
-    /// Quantisation treatment actually applied (`auto` resolved): "none" | "uniform" | "floor".
-    pub fn dequantize_resolved(&self) -> &'static str {
-        match (self.dequantize, self.data) {
-            (Dequantize::Auto, DataKind::Mnist) | (Dequantize::Uniform, _) => "uniform",
-            (Dequantize::Auto, DataKind::Gmm) | (Dequantize::None, _) => "none",
-            (Dequantize::Floor, _) => "floor",
         }
     }
 

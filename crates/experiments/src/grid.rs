@@ -152,26 +152,9 @@ impl Shard {
     }
 }
 
-/// SplitMix64 finaliser: a bijective mixer with good avalanche.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A seed derived from the base seed, a purpose tag and integers (grid values, sim index).
-/// Stable across versions and platforms: results can be rerun from a row's values alone.
-pub fn derive_seed(base: u64, tag: &str, parts: &[u64]) -> u64 {
-    let mut h = mix(base);
-    for b in tag.bytes() {
-        h = mix(h ^ b as u64);
-    }
-    for &p in parts {
-        h = mix(h ^ p);
-    }
-    h
-}
+/// The one seed derivation of memdiff (base seed, purpose tag, integers). Stable across
+/// versions and platforms: results can be rerun from a row's values alone.
+pub use memdiff_data::seed::derive_seed;
 
 /// The seeds of one simulation. O and T do not depend on s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,15 +163,15 @@ pub struct SimSeeds {
     pub original: u64,
     /// T (also the MNIST pool permutation for T / oracle).
     pub train_set: u64,
-    /// Reference generators (the oracle's draw, the copy's row choice, its noise); shared across
-    /// s, so the reference rows of one simulation are the same at every s.
+    /// Reference generators (the oracle's draw, the copy's row choice, its noise) and the
+    /// dequantisation noise of O, T and G (`memdiff_data::quantize`): the seed `eval --seed`
+    /// takes for the same sets. Shared across s, so the reference rows of one simulation are the
+    /// same at every s.
     pub reference: u64,
     /// Network training (model units).
     pub training: u64,
     /// Sampling (model units).
     pub sampling: u64,
-    /// Dequantisation noise.
-    pub dequant: u64,
 }
 
 impl SimSeeds {
@@ -211,7 +194,6 @@ impl SimSeeds {
             reference: derive_seed(base, "reference", &[c, n, sim]),
             training: derive_seed(base, "training", &[c, n, s, sim]),
             sampling: derive_seed(base, "sampling", &[c, n, s, sim]),
-            dequant: derive_seed(base, "dequant", &[c, n, s, sim]),
         }
     }
 

@@ -2,7 +2,7 @@
 //! Δ, Δ_U for each (T, G), and the nearest-neighbour ratios. Everything the sweep asks of
 //! `memdiff_metrics` goes through here.
 
-use memdiff_data::ImageSet;
+use memdiff_data::{ImageSet, Pixel};
 use memdiff_metrics::{kde, nn};
 
 /// How the metric is set up for one protocol.
@@ -16,6 +16,9 @@ pub struct MetricSetup {
     pub paper_scale: bool,
     /// Divide the per-pixel std of O by this before use (255 under papers-code, where O is raw).
     pub sigma_divisor: f64,
+    /// Pixels left out of the metric (`memdiff_data::quantize::Decision::exclude`: those
+    /// constant over the raw O when noise was added).
+    pub exclude: Option<Vec<bool>>,
 }
 
 impl Default for MetricSetup {
@@ -25,6 +28,7 @@ impl Default for MetricSetup {
             bandwidth_floor: None,
             paper_scale: false,
             sigma_divisor: 1.0,
+            exclude: None,
         }
     }
 }
@@ -58,20 +62,27 @@ fn err(e: memdiff_metrics::error::MetricsError) -> MetricError {
 }
 
 /// Prepares O for [`evaluate`] (SPEC §4: sigma_i from O with N − 1, constant pixels skipped).
-pub fn prepare(o: &ImageSet, setup: &MetricSetup) -> Result<Prepared, MetricError> {
-    let opts = kde::KdeOptions {
+pub fn prepare<V: Pixel>(o: &ImageSet<V>, setup: &MetricSetup) -> Result<Prepared, MetricError> {
+    let mut opts = kde::KdeOptions {
         bandwidth: setup.bandwidth.parse().map_err(err)?,
         paper_scale: setup.paper_scale,
         min_bandwidth: setup.bandwidth_floor,
         sigma_scale: 1.0 / setup.sigma_divisor,
         ..Default::default()
     };
+    if !opts.keeps_constant_pixels() {
+        opts.exclude = setup.exclude.clone();
+    }
     let inner = kde::OriginalSet::new(&o.data, o.n, o.dim(), &opts).map_err(err)?;
     Ok(Prepared { inner })
 }
 
 /// E_TG, E_OG, Δ, Δ_U of (T, G) against the prepared O.
-pub fn evaluate(p: &Prepared, t: &ImageSet, g: &ImageSet) -> Result<MetricValues, MetricError> {
+pub fn evaluate<T: Pixel, G: Pixel>(
+    p: &Prepared,
+    t: &ImageSet<T>,
+    g: &ImageSet<G>,
+) -> Result<MetricValues, MetricError> {
     let r = p.inner.evaluate(&t.data, t.n, &g.data, g.n).map_err(err)?;
     Ok(MetricValues {
         e_tg: r.e_tg,
@@ -94,7 +105,10 @@ pub struct NnValues {
     pub nearest: Vec<usize>,
 }
 
-pub fn nearest(g: &ImageSet, t: &ImageSet) -> Result<NnValues, MetricError> {
+pub fn nearest<G: Pixel, T: Pixel>(
+    g: &ImageSet<G>,
+    t: &ImageSet<T>,
+) -> Result<NnValues, MetricError> {
     let nb = nn::nearest_neighbours(&t.data, t.n, &g.data, g.n, g.dim()).map_err(err)?;
     let s = nn::summarize(&nb);
     Ok(NnValues {

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 pub use crate::row::COLUMNS;
 
-/// Significance level of the verdicts (that of `memdiff_metrics::summary`).
-pub const ALPHA: f64 = 0.05;
+/// Significance level of the verdicts: the one of `memdiff_metrics` (`stats::ALPHA`).
+pub use memdiff_metrics::stats::ALPHA;
 
 /// (data, px, protocol, bandwidth, dequantized, C, n, s, generator, sampler).
 type FinalKey = (

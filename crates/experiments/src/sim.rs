@@ -7,9 +7,9 @@ use crate::config::{DataKind, Protocol, SweepConfig};
 use crate::grid::{derive_seed, GeneratorKind, SimSeeds, Unit};
 use crate::metric::{self, MetricSetup, Prepared};
 use crate::row::SimRow;
+use memdiff_data::quantize::{self, Decision, Role};
+use memdiff_data::reference::{self, Reference};
 use memdiff_data::{GmmSpec, ImageSet};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -92,40 +92,11 @@ pub enum SimError {
 pub struct SimContext {
     pub cfg: SweepConfig,
     pool: Option<ImageSet>,
-    cache: Option<(u64, usize, usize, ImageSet, Prepared)>,
+    cache: Option<(u64, usize, usize, Prepared)>,
     /// Where `sim 0` of every model grid point saves a few G with their nearest T (None: don't).
     pub samples_dir: Option<PathBuf>,
     warned_ties: bool,
-}
-
-fn tracing_warn(msg: &str) {
-    eprintln!("warning: {msg}");
-}
-
-const QUANT: f64 = 1.0 / 255.0;
-
-/// True if every value sits on the k/255 grid (within 1e-6): u8 data.
-pub fn is_quantised(set: &ImageSet) -> bool {
-    set.data
-        .iter()
-        .all(|&v| ((v as f64) * 255.0 - ((v as f64) * 255.0).round()).abs() < 1e-4)
-}
-
-/// Adds seeded U(0, 1/255) noise to every value (one quantisation step: the value k/255 becomes
-/// uniform on [k/255, (k+1)/255)).
-pub fn dequantise(set: &ImageSet, seed: u64) -> ImageSet {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut out = set.clone();
-    for v in &mut out.data {
-        *v += (rng.random::<f64>() * QUANT) as f32;
-    }
-    out
-}
-
-fn map(set: &ImageSet, f: impl Fn(f32) -> f32) -> ImageSet {
-    let mut out = set.clone();
-    out.data.iter_mut().for_each(|v| *v = f(*v));
-    out
+    told_policy: bool,
 }
 
 /// Rows of T used by the papers' code (the 90 % training split; at least 1).
@@ -174,6 +145,7 @@ impl SimContext {
             cache: None,
             samples_dir: None,
             warned_ties: false,
+            told_policy: false,
         })
     }
 
@@ -198,8 +170,10 @@ impl SimContext {
             })
     }
 
-    /// (O, T, oracle pool) of the unit, before any dequantisation.
-    fn draw(
+    /// (O, T, oracle pool) of the unit, before any dequantisation (O and T are what
+    /// `eval --original/--train` takes to give this unit's numbers, with `--seed` the unit's
+    /// `SimSeeds::reference`; the oracle's G is the pool).
+    pub fn draw(
         &self,
         u: &Unit,
         s: &SimSeeds,
@@ -233,30 +207,17 @@ impl SimContext {
         }
     }
 
-    fn setup(&self) -> MetricSetup {
+    fn setup(&self, policy: &Decision) -> MetricSetup {
         MetricSetup {
             bandwidth: self.cfg.bandwidth.clone(),
-            bandwidth_floor: (self.cfg.dequantize_resolved() == "floor").then_some(QUANT),
+            bandwidth_floor: policy.min_bandwidth(),
+            exclude: policy.exclude(false),
             paper_scale: self.cfg.protocol == Protocol::PapersCode,
             sigma_divisor: if self.cfg.protocol == Protocol::PapersCode {
                 255.0
             } else {
                 1.0
             },
-        }
-    }
-
-    /// Dequantises a set drawn from the data (O, T, the oracle's draw) under
-    /// `dequantize = uniform`: MNIST sets always (u8 at the source; after a bilinear resize the
-    /// values leave the k/255 grid but the exact ties — the zero background — remain), other
-    /// sets when their values sit on the k/255 grid.
-    fn deq(&self, set: ImageSet, seed: u64) -> ImageSet {
-        if self.cfg.dequantize_resolved() == "uniform"
-            && (self.pool.is_some() || is_quantised(&set))
-        {
-            dequantise(&set, derive_seed(seed, "dequantise", &[]))
-        } else {
-            set
         }
     }
 
@@ -269,33 +230,40 @@ impl SimContext {
         let cfg = self.cfg.clone();
         let seeds = SimSeeds::new(&cfg, u);
         let papers = cfg.protocol == Protocol::PapersCode;
-        let (o_raw, t_full, oracle_pool) = self.draw(u, &seeds)?;
-        // Dequantise O and T (quantised data only), each with its own seed.
-        let o = self.deq(o_raw, seeds.original);
-        let t_full = self.deq(t_full, seeds.train_set);
+        let (o_raw, t_raw, oracle_pool) = self.draw(u, &seeds)?;
+        // Quantised data: the one policy (memdiff_data::quantize), decided on the raw O and T,
+        // noise on O, T and every G made outside it, seeded by the unit's reference seed.
+        let policy = quantize::decide(cfg.dequantize, seeds.reference, &o_raw, &t_raw);
+        let o = policy.apply(&o_raw, Role::Original);
+        let t_full = policy.apply(&t_raw, Role::Train);
         let n_t = if papers { papers_split(u.n) } else { u.n };
         let t = t_full.select(&(0..n_t).collect::<Vec<_>>());
-        // O's statistics: once per O (cache keyed by its seed and size).
-        let hit = matches!(&self.cache, Some((s, n0, d0, _, _)) if *s == seeds.original && *n0 == o.n && *d0 == o.dim());
+        // O's statistics: once per O (cache keyed by its seed, its noise and size).
+        let o_key = derive_seed(
+            seeds.original,
+            policy.treatment.as_str(),
+            &[policy.noise_seed(Role::Original)],
+        );
+        let hit = matches!(&self.cache, Some((s, n0, d0, _)) if *s == o_key && *n0 == o.n && *d0 == o.dim());
         if !hit {
-            let o_eval = if papers {
-                map(&o, |v| v * 255.0)
-            } else {
-                o.clone()
-            };
-            let prep =
-                metric::prepare(&o_eval, &self.setup()).map_err(|source| SimError::Metric {
+            let o_eval = if papers { o.map(|v| v * 255.0) } else { o };
+            let prep = metric::prepare(&o_eval, &self.setup(&policy)).map_err(|source| {
+                SimError::Metric {
                     unit: u.id(),
                     source,
-                })?;
-            self.cache = Some((seeds.original, o.n, o.dim(), o, prep));
+                }
+            })?;
+            self.cache = Some((o_key, o_eval.n, o_eval.dim(), prep));
         }
-        let prep = &self.cache.as_ref().expect("filled above").4;
+        let prep = &self.cache.as_ref().expect("filled above").3;
         let t_eval = if papers {
-            map(&t, |v| 2.0 * v - 1.0)
+            t.map(|v| 2.0 * v - 1.0)
         } else {
             t.clone()
         };
+
+        // The network trains on the T the metric sees (treated), in f32.
+        let t_train = t.map(|v| v as f32);
 
         let generators: Vec<(String, GeneratorKind)> = cfg
             .generators
@@ -304,31 +272,38 @@ impl SimContext {
             .collect();
         let mut rows = Vec::new();
         for (name, kind) in generators {
-            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seeds.reference, &name, &[]));
+            // Reference generators: memdiff_data::reference, seeded as `eval --generator`.
+            let data_err = |e: memdiff_data::DataError| SimError::Data {
+                unit: u.id(),
+                message: e.to_string(),
+            };
+            // `raw` is the G of the rows' tie share: the model's samples, the oracle's draws.
             let measured: Vec<Measured> = match kind {
                 GeneratorKind::Oracle => {
-                    let g = match &oracle_pool {
-                        Some(p) => self.deq(p.clone(), seeds.reference),
+                    let raw = match &oracle_pool {
+                        Some(p) => p.clone(),
                         None => self.gmm(
                             u,
                             cfg.generated,
-                            derive_seed(seeds.reference, "oracle", &[]),
+                            reference::generator_seed(seeds.reference, &Reference::Oracle),
                         )?,
                     };
-                    vec![Measured::reference(g)]
+                    vec![Measured::reference(
+                        policy.apply(&raw, Role::Generated),
+                        Some(raw),
+                    )]
                 }
-                GeneratorKind::Copy | GeneratorKind::CopyNoise(_) => {
-                    let idx: Vec<usize> = (0..cfg.generated)
-                        .map(|_| rng.random_range(0..t.n))
-                        .collect();
-                    let mut g = t.select(&idx);
-                    if let GeneratorKind::CopyNoise(sd) = kind {
-                        let normal = rand_distr::Normal::new(0.0, sd).expect("sd >= 0 validated");
-                        for v in &mut g.data {
-                            *v += rand_distr::Distribution::sample(&normal, &mut rng) as f32;
-                        }
-                    }
-                    vec![Measured::reference(g)]
+                // Copies of the treated T: no second noise (memdiff_data::quantize).
+                GeneratorKind::Copy => {
+                    let seed = reference::generator_seed(seeds.reference, &Reference::Copy);
+                    let g = reference::copy_rows(&t, cfg.generated, seed).map_err(data_err)?;
+                    vec![Measured::reference(g.0, None)]
+                }
+                GeneratorKind::CopyNoise(sd) => {
+                    let r = Reference::CopyNoise(sd);
+                    let seed = reference::generator_seed(seeds.reference, &r);
+                    let g = reference::copy_noise(&t, cfg.generated, sd, seed).map_err(data_err)?;
+                    vec![Measured::reference(g.0, None)]
                 }
                 GeneratorKind::Model => {
                     let job = ModelJob {
@@ -344,13 +319,12 @@ impl SimContext {
                         train_steps: cfg.train_steps,
                         snapshots: cfg.snapshots(),
                     };
-                    let out =
-                        runner
-                            .train_and_sample(&job, &t)
-                            .map_err(|source| SimError::Model {
-                                unit: u.id(),
-                                source,
-                            })?;
+                    let out = runner.train_and_sample(&job, &t_train).map_err(|source| {
+                        SimError::Model {
+                            unit: u.id(),
+                            source,
+                        }
+                    })?;
                     let want: Vec<usize> = out.snapshots.iter().map(|s| s.step).collect();
                     if !job.snapshots.is_empty() && want != job.snapshots {
                         return Err(SimError::Data {
@@ -385,8 +359,10 @@ impl SimContext {
                                 ),
                             });
                         }
+                        let treated = policy.apply(&g, Role::Generated);
                         v.push(Measured {
-                            g,
+                            g: treated,
+                            raw: Some(g),
                             train_step: snap.step as u64,
                             train_seconds: snap.train_seconds,
                             loss: snap.loss,
@@ -397,29 +373,38 @@ impl SimContext {
                 }
             };
             let last = measured.len().saturating_sub(1);
-            for (
-                si,
-                Measured {
+            for (si, m) in measured.into_iter().enumerate() {
+                let Measured {
                     g,
+                    raw,
                     train_step,
                     train_seconds,
                     loss,
                     sampler,
-                },
-            ) in measured.into_iter().enumerate()
-            {
+                } = m;
                 let v = metric::evaluate(prep, &t_eval, &g).map_err(|source| SimError::Metric {
                     unit: u.id(),
                     source,
                 })?;
-                if v.tie_share_oo > 0.5 && cfg.dequantize_resolved() == "none" && !self.warned_ties
-                {
-                    self.warned_ties = true;
-                    tracing_warn(&format!(
-                    "exact ties make up {:.0} % of O's self-term pairs: the metric is dominated by \
-                     quantisation (SPEC §4b); use dequantize = \"uniform\" or \"floor\"",
-                    100.0 * v.tie_share_oo
-                ));
+                // The tie shares and the treatment: said once per sweep (debug for every unit);
+                // a warning, once, when ties dominate untreated.
+                let ties_g = raw.as_ref().map(|r| policy.ties_of(r));
+                let line = format!(
+                    "unit {} {name}: {}",
+                    u.id(),
+                    policy.summary(ties_g, raw.is_some())
+                );
+                if self.told_policy {
+                    tracing::debug!("{line}");
+                } else {
+                    self.told_policy = true;
+                    tracing::info!("{line}");
+                }
+                if let Some(w) = policy.warning(ties_g) {
+                    if !self.warned_ties {
+                        self.warned_ties = true;
+                        tracing::warn!("unit {} {name}: {w}", u.id());
+                    }
                 }
                 let nn = if cfg.nn {
                     Some(metric::nearest(&g, &t).map_err(|source| SimError::Metric {
@@ -438,11 +423,13 @@ impl SimContext {
                                 source,
                             })?,
                         };
+                        // The raw images: the model's samples and the training images (untreated).
+                        let raw_g = raw.as_ref().expect("the model's G");
                         let k = cfg.save_images.min(g.n);
                         let mut data = Vec::with_capacity(2 * k * g.dim());
                         for i in 0..k {
-                            data.extend_from_slice(g.row(i));
-                            data.extend_from_slice(t.row(nn.nearest[i]));
+                            data.extend_from_slice(raw_g.row(i));
+                            data.extend_from_slice(t_raw.row(nn.nearest[i]));
                         }
                         let set = ImageSet::new(2 * k, g.channels, g.h, g.w, data);
                         let path = dir.join(format!("{}.npy", crate::samples::stem(u)));
@@ -469,7 +456,7 @@ impl SimContext {
                     n_train: t.n as u64,
                     n_generated: g.n as u64,
                     bandwidth: cfg.bandwidth.clone(),
-                    dequantized: cfg.dequantize_resolved().to_string(),
+                    dequantized: policy.treatment.to_string(),
                     e_tg: v.e_tg,
                     e_og: v.e_og,
                     delta: v.delta,
@@ -491,7 +478,10 @@ impl SimContext {
 
 /// One generated set to measure: a reference generator's, or a model snapshot's.
 struct Measured {
-    g: ImageSet,
+    /// The set the metric sees (treated by the quantisation policy).
+    g: ImageSet<f64>,
+    /// The untreated G behind the rows' tie share (model samples, oracle draws).
+    raw: Option<ImageSet>,
     train_step: u64,
     train_seconds: f64,
     loss: f64,
@@ -499,9 +489,10 @@ struct Measured {
 }
 
 impl Measured {
-    fn reference(g: ImageSet) -> Self {
+    fn reference(g: ImageSet<f64>, raw: Option<ImageSet>) -> Self {
         Self {
             g,
+            raw,
             train_step: 0,
             train_seconds: f64::NAN,
             loss: f64::NAN,

@@ -167,6 +167,13 @@ impl KdeOptions {
         }
     }
 
+    /// Whether a pixel constant over O is used anyway: under a `min_std` floor, explicit
+    /// `sigma`, or a bandwidth rule without `sigma` (`fixed:`). Otherwise it has no bandwidth and
+    /// is skipped.
+    pub fn keeps_constant_pixels(&self) -> bool {
+        self.min_std.is_some() || self.sigma.is_some() || !self.bandwidth.uses_sigma()
+    }
+
     fn validate(&self, d: usize) -> Result<()> {
         if let Bandwidth::Fixed(v) = self.bandwidth {
             if !(v.is_finite() && v > 0.0) {

@@ -9,6 +9,9 @@ use crate::error::{MetricsError, Result};
 /// The 97.5 % quantile of the standard normal (two-sided 95 %).
 pub const Z95: f64 = 1.959_963_984_540_054;
 
+/// The significance level of every test verdict (model vs oracle, the report's markers).
+pub const ALPHA: f64 = 0.05;
+
 /// Compensated (Neumaier) sum.
 pub fn neumaier_sum<I: IntoIterator<Item = f64>>(it: I) -> f64 {
     let (mut s, mut c) = (0.0f64, 0.0f64);

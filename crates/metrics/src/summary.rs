@@ -258,8 +258,8 @@ impl GroupKey {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OracleComparison {
     pub test: MannWhitney,
-    /// `towards copying` (Δ stochastically smaller than the oracle's, p < 0.05),
-    /// `away from copying` (larger, p < 0.05) or `indistinguishable`.
+    /// `towards copying` (Δ stochastically smaller than the oracle's, p < [`stats::ALPHA`]),
+    /// `away from copying` (larger, p < ALPHA) or `indistinguishable`.
     pub verdict: String,
 }
 
@@ -398,7 +398,7 @@ pub fn summarize_with(rows: &[SimRow], rule: &VerdictRule) -> Vec<GroupSummary> 
                     stats::mann_whitney(&delta, &od)
                         .ok()
                         .map(|t| OracleComparison {
-                            verdict: if t.p >= 0.05 {
+                            verdict: if t.p >= stats::ALPHA {
                                 "indistinguishable".into()
                             } else if t.effect < 0.5 {
                                 "towards copying".into()

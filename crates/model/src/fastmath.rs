@@ -1,8 +1,9 @@
 //! Exact GELU and its derivative on f32 slices, written so that the compiler vectorises them
 //! (no calls to libm's scalar `erff` / `expf`), and run on several threads.
 //!
-//! burn-flex evaluates `gelu` one element at a time through libm's `erff` on one thread; in the
-//! U-Net that was about 30 of the 170 ms of one sampling evaluation at px 16 (docs/BENCHMARKS.md).
+//! burn-flex evaluates `gelu` one element at a time through libm's `erff` on one thread, a
+//! visible share of a sampling evaluation (docs/BENCHMARKS.md, "Figures behind the code's
+//! thresholds").
 //! These are the same functions (`0.5 x (1 + erf(x / √2))`, PyTorch's default GELU, and its
 //! derivative `Φ(x) + x φ(x)`), with erf and exp from polynomial approximations accurate to a few
 //! float ulps (tests against f64 libm below and in `tests/unet.rs`).

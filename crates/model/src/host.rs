@@ -10,7 +10,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{binary, unary, Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::ops::{ActivationOps, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::TensorMetadata;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
@@ -78,6 +78,11 @@ impl HostKernels for Flex {
 
     fn conv3x3_input_grad(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
         // dx = conv3x3(grad, W') with W'[c, o, ky, kx] = W[o, c, 2 - ky, 2 - kx]
+        if weight.dtype() != DType::F32 || grad.dtype() != DType::F32 {
+            // Other dtypes: the same identity through flex's own ops (as the forward falls back).
+            let flipped = Flex::float_swap_dims(Flex::float_flip(weight, &[2, 3]), 0, 1);
+            return <Flex as ModuleOps<Flex>>::conv2d(grad, flipped, None, pad1());
+        }
         let [o, c, _, _] = dims4(&weight);
         let wt = weight.to_contiguous();
         let ws = f32s(&wt);
@@ -94,6 +99,15 @@ impl HostKernels for Flex {
     }
 
     fn conv3x3_weight_grad(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if x.dtype() != DType::F32 || grad.dtype() != DType::F32 {
+            // Other dtypes through flex's own ops: dW[o, c] = conv(x[:, c] as a batch of C
+            // images of B channels, grad[:, o] as O kernels of B channels and size h x w, pad 1)
+            // (the output is 3 x 3), dims 0 and 1 swapped back.
+            let xt = Flex::float_swap_dims(x, 0, 1);
+            let gt = Flex::float_swap_dims(grad, 0, 1);
+            let dw = <Flex as ModuleOps<Flex>>::conv2d(xt, gt, None, pad1());
+            return Flex::float_swap_dims(dw, 0, 1);
+        }
         let [b, c, h, w] = dims4(&x);
         let o = dims4(&grad)[1];
         let (x, g) = (x.to_contiguous(), grad.to_contiguous());
@@ -426,6 +440,63 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn values(t: FlexTensor) -> Vec<f64> {
+        let d = t.into_data();
+        match d.dtype() {
+            DType::F64 => d.try_to_vec::<f64>().unwrap(),
+            _ => d
+                .try_to_vec::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(|v| v as f64)
+                .collect(),
+        }
+    }
+
+    /// The backward kernels fall back for dtypes other than f32 (as the forward does) and give
+    /// the f32 host kernels' numbers.
+    #[test]
+    fn backward_falls_back_for_f64() {
+        let (b, c, o, h, w) = (2, 3, 4, 5, 4);
+        let x: Vec<f64> = (0..b * c * h * w)
+            .map(|i| (i * 37 % 101) as f64 / 50.0 - 1.0)
+            .collect();
+        let wt: Vec<f64> = (0..o * c * 9)
+            .map(|i| (i * 53 % 89) as f64 / 44.0 - 1.0)
+            .collect();
+        let g: Vec<f64> = (0..b * o * h * w)
+            .map(|i| (i * 29 % 97) as f64 / 48.0 - 1.0)
+            .collect();
+        let t64 = |v: &[f64], s: [usize; 4]| {
+            FlexTensor::from_data(TensorData::new(v.to_vec(), Shape::new(s)))
+        };
+        let t32 = |v: &[f64], s: [usize; 4]| {
+            let v: Vec<f32> = v.iter().map(|&a| a as f32).collect();
+            f32_tensor(v, Shape::new(s))
+        };
+        let (xs, ws, gs) = ([b, c, h, w], [o, c, 3, 3], [b, o, h, w]);
+        let pairs = [
+            (
+                Flex::conv3x3_input_grad(t64(&wt, ws), t64(&g, gs)),
+                Flex::conv3x3_input_grad(t32(&wt, ws), t32(&g, gs)),
+            ),
+            (
+                Flex::conv3x3_weight_grad(t64(&x, xs), t64(&g, gs)),
+                Flex::conv3x3_weight_grad(t32(&x, xs), t32(&g, gs)),
+            ),
+        ];
+        for (k, (a, f)) in pairs.into_iter().enumerate() {
+            assert_eq!(a.dtype(), DType::F64);
+            assert_eq!(a.shape(), f.shape(), "kernel {k}");
+            for (p, q) in values(a).iter().zip(values(f)) {
+                assert!(
+                    (p - q).abs() < 1e-4 * (1.0 + q.abs()),
+                    "kernel {k}: {p} vs {q}"
+                );
+            }
+        }
+    }
 
     /// The convolution equals the direct f64 sum, whole batch at once or in chunks.
     #[test]

@@ -76,15 +76,14 @@ pub(crate) fn group_norm1(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
 }
 
 /// On CPU backends, maps of at most this side go through [`conv3x3_dense`]; larger ones through
-/// burn's `conv2d`. Measured on flex per layer (forward + backward, batch 128, `memdiff bench conv`, docs/BENCHMARKS.md):
-/// on a 2×2 map the dense product is 2–9× faster than burn's `conv2d` and on a 1×1 map about 10×;
-/// from side 4 on it multiplies more zeros (s⁴ products per channel pair against at most 9 s²
-/// useful ones) than burn's convolution loses. On wgpu it is no faster than `conv2d`.
+/// burn's `conv2d`: from side 4 on the dense product multiplies more zeros (s⁴ products per
+/// channel pair against at most 9 s² useful ones) than burn's convolution loses. Measured with
+/// `memdiff bench conv` (docs/BENCHMARKS.md, "Figures behind the code's thresholds").
 pub const DENSE_MAX_SIDE: usize = 2;
 
 /// On GPU backends, convolutions with at least this many input and output channels on maps of
-/// side ≥ [`IM2COL_MIN_SIDE`] go through [`conv3x3_im2col`]: on an H200 with wgpu it was 1.5–4×
-/// faster than burn's `conv2d` there (forward + backward, batch 128) and slower elsewhere.
+/// side ≥ [`IM2COL_MIN_SIDE`] go through [`conv3x3_im2col`]: faster than burn's `conv2d` there
+/// on wgpu and slower elsewhere (docs/BENCHMARKS.md, "Figures behind the code's thresholds").
 pub const IM2COL_MIN_CHANNELS: usize = 256;
 /// See [`IM2COL_MIN_CHANNELS`].
 pub const IM2COL_MIN_SIDE: usize = 8;
@@ -108,8 +107,8 @@ pub fn is_cpu(device: &Device) -> bool {
 
 /// On flex, maps of side 2 go through [`conv3x3_dense`] only for batches of at least this
 /// many images; smaller batches (sampling) through the host kernel, where building the dense
-/// matrix costs more than it saves (`memdiff bench conv`: at batch 10 and 256 channels, host
-/// 2.7–3.1 ms against dense 9.0 ms; at batch 128, dense 1.3–4.7 ms against host 2.3–5.6 ms).
+/// matrix costs more than it saves (`memdiff bench conv`; docs/BENCHMARKS.md, "Figures behind
+/// the code's thresholds").
 pub const DENSE_MIN_BATCH: usize = 64;
 
 /// The U-Net's 3×3 convolution (padding 1, no bias), by the implementation measured fastest for
