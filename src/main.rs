@@ -16,7 +16,7 @@ mod cmd;
 ///
 /// Train DDPM U-Nets on Gaussian mixtures and MNIST, sample them with s diffusion steps, and
 /// measure memorization with the per-pixel KDE metric (E_TG, E_OG, Δ) — read against the null
-/// curves of reference generators (SPEC §4b).
+/// curves of reference generators (docs/METHOD.md §4b).
 ///
 /// Example: memdiff sweep --config configs/quick.toml
 #[derive(Parser, Debug)]

@@ -90,7 +90,7 @@ fn json_matches_the_pytorch_reference() {
     // Goldens: ../shared/bench/torch_ref.py kde on the same three files (numpy 2.4.6, brute
     // force float64): {"e_tg": 1.4335177401664252, "e_og": 1.633362920490237,
     // "delta": -0.1998451803238117, "pixels_used": 3, "pixels_left_out": 1}. delta_unbiased:
-    // numpy double loop of SPEC §4b (U-statistics without the diagonal) on the same files.
+    // numpy double loop of docs/METHOD.md §4b (U-statistics without the diagonal) on the same files.
     assert!(rel(f(&v, "e_tg"), 1.433_517_740_166_425_2) < 1e-9, "{v}");
     assert!(rel(f(&v, "e_og"), 1.633_362_920_490_237) < 1e-9, "{v}");
     assert!(rel(f(&v, "delta"), -0.199_845_180_323_811_7) < 1e-9, "{v}");
@@ -282,7 +282,7 @@ fn quantised_inputs_are_dequantised_by_default() {
     assert_eq!(rv["dequantized"], "none");
     assert!(f(&rv, "tie_share_original") > 0.9, "{rv}");
     assert!(String::from_utf8_lossy(&raw.stderr).contains("exact ties"));
-    // Raw ties blow up the self-terms (SPEC §4b): with eps_O = sigma / 2000 far below the
+    // Raw ties blow up the self-terms (docs/METHOD.md §4b): with eps_O = sigma / 2000 far below the
     // quantisation step, every tied pair counts K(0) (8 levels: about 7x the dequantised E_OG).
     assert!(f(&rv, "e_og") > 4.0 * f(&v, "e_og"), "{rv} vs {v}");
     let fl = ok_json(&[

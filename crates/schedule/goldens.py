@@ -1,7 +1,7 @@
 """Independent golden values for memdiff-schedule's tests (numpy, float64).
 
 Run: ~/.venvs/torchref/bin/python crates/schedule/goldens.py > crates/schedule/src/goldens.rs
-Formulas written from SPEC §2 / diffusers' DDIMScheduler, not from the Rust code.
+Formulas written from docs/METHOD.md §2 / diffusers' DDIMScheduler, not from the Rust code.
 """
 import math
 import numpy as np

@@ -3,7 +3,7 @@
 //! Generates `g` images from the checkpoint, rebuilds the exact training set T it was trained on
 //! (`CheckpointMeta.data`, the first `n_train` images of it), takes an original set O (a file, or
 //! by default: GMM → a fresh draw of 10^4 from the same spec with another seed; MNIST / .npy → the
-//! images of the same file that are not in T), and reports E_TG, E_OG, Δ, Δ_U (SPEC §4, §4b) and
+//! images of the same file that are not in T), and reports E_TG, E_OG, Δ, Δ_U (docs/METHOD.md §4, §4b) and
 //! the nearest-neighbour ratios of every generated image. It writes a PNG in which each generated
 //! image stands beside its nearest training image (2 columns: generated | nearest in T), and
 //! `<png>.run.toml` beside it.
@@ -27,7 +27,7 @@ use memdiff_metrics::nn::{self, Neighbour, NnSummary};
 use serde::Serialize;
 use std::path::PathBuf;
 
-/// Size of the default original set for GMM checkpoints (SPEC §1: N = 10^4).
+/// Size of the default original set for GMM checkpoints (docs/METHOD.md §1: N = 10^4).
 pub const GMM_ORIGINAL_N: usize = 10_000;
 
 /// Everything the audit needs.
@@ -474,7 +474,7 @@ pub fn print(r: &AuditReport, json: bool, per_sample: bool) -> anyhow::Result<()
         }
     }
     println!(
-        "Δ < 0 alone does not show memorization: read it against an oracle on the same sets (SPEC §4b)."
+        "Δ < 0 alone does not show memorization: read it against an oracle on the same sets (docs/METHOD.md §4b)."
     );
     println!("side by side (generated | nearest in T): {}", r.png);
     Ok(())

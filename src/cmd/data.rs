@@ -26,7 +26,7 @@ pub struct DataArgs {
 
 #[derive(Subcommand, Debug)]
 enum DataCommand {
-    /// Sample an isotropic Gaussian mixture (SPEC §1), "centred" layout or an explicit spec.
+    /// Sample an isotropic Gaussian mixture (docs/METHOD.md §1), "centred" layout or an explicit spec.
     ///
     /// Component c has pixel mean mu0 + (c - (C - 1) / 2) * spacing and std sigma; equal
     /// weights. Values are not clipped to [0, 1] unless --clip is given.

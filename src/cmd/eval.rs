@@ -1,5 +1,5 @@
-//! `memdiff eval`: the memorization metric E_TG, E_OG, Δ (SPEC §4) and the unbiased Δ_U
-//! (SPEC §4b) for three sets of images, with optional reference generators, nearest-neighbour
+//! `memdiff eval`: the memorization metric E_TG, E_OG, Δ (docs/METHOD.md §4) and the unbiased Δ_U
+//! (docs/METHOD.md §4b) for three sets of images, with optional reference generators, nearest-neighbour
 //! audit, quadrature cross-check and quantised-data treatment; `memdiff eval summarize FILE`
 //! aggregates a `results.csv`; `memdiff eval --checkpoint DIR` hands over to the audit.
 //!

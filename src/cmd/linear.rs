@@ -1,4 +1,4 @@
-//! `memdiff linear`: the linear one-step diffusion model of SPEC §6 — closed-form theory
+//! `memdiff linear`: the linear one-step diffusion model of docs/METHOD.md §6 — closed-form theory
 //! (Theorem 3.1, t_M, L2-optimal ε), Monte Carlo over simulations (KL, H², P(Δ>0)) and the
 //! sweep that reproduces the seeds' linear-model figures (CSV + SVG/PNG plots).
 

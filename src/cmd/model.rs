@@ -1,4 +1,4 @@
-//! `memdiff model info`: facts about the U-Net of SPEC §3.
+//! `memdiff model info`: facts about the U-Net of docs/METHOD.md §3.
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use memdiff_model::{macs_per_image, param_count, UNetConfig};

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Sample images from a trained checkpoint (SPEC §2).
+/// Sample images from a trained checkpoint (docs/METHOD.md §2).
 ///
 /// `ddpm` (default) runs ancestral sampling over all s steps the model was trained with, in
 /// the indexing it was trained with; `ddim` runs K <= s steps (--sampling-steps, default s) with

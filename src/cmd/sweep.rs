@@ -46,7 +46,7 @@ pub struct SweepArgs {
     /// rows as CSV on stdout; no folder is touched.
     #[arg(long, value_name = "UNIT")]
     pub only: Option<String>,
-    /// Override the config's protocol: default or papers-code (SPEC §5).
+    /// Override the config's protocol: default or papers-code (docs/METHOD.md §5).
     #[arg(long)]
     pub protocol: Option<Protocol>,
     /// Leave out the reference generators (oracle, copy, copy+noise): model rows only.
@@ -58,7 +58,7 @@ pub struct SweepArgs {
     /// Leave out the model: reference generators only (no training; rows get s = 0).
     #[arg(long, conflicts_with = "no_reference")]
     pub no_model: bool,
-    /// Same as --dequantize none (raw u8 values; exact ties dominate, SPEC §4b).
+    /// Same as --dequantize none (raw u8 values; exact ties dominate, docs/METHOD.md §4b).
     #[arg(long, conflicts_with = "dequantize")]
     pub no_dequantize: bool,
     /// Use one O for all simulations (the papers' protocol) instead of a fresh O per simulation.

@@ -14,7 +14,7 @@ use memdiff_schedule::{BetaSchedule, Indexing};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Train a DDPM U-Net (SPEC §2, §3).
+/// Train a DDPM U-Net (docs/METHOD.md §2, §3).
 ///
 /// Settings come from the defaults, then `--config`, then the flags. The output folder gets
 /// `metrics.csv` (every step's loss), `val.csv` (with --val-fraction), checkpoints every
@@ -31,7 +31,7 @@ pub struct TrainArgs {
     /// recipe: kind = "gmm" | "mnist" | "npy").
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Training data: `gmm` (the centred mixture of SPEC §1), `mnist` (the shipped 10k subset,
+    /// Training data: `gmm` (the centred mixture of docs/METHOD.md §1), `mnist` (the shipped 10k subset,
     /// embedded in the binary, or the full files of --mnist-dir / $MEMDIFF_MNIST_DIR; resized to
     /// --px, padded at 32) or a .npy file of images in [0, 1]. The recipe in checkpoint.toml
     /// names a file by its absolute path, so it rebuilds the set from any working folder.

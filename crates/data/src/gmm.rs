@@ -1,4 +1,4 @@
-//! Isotropic Gaussian mixtures on `px x px` images (SPEC §1).
+//! Isotropic Gaussian mixtures on `px x px` images (docs/METHOD.md §1).
 //!
 //! A sample picks component `c` with probability `w_c / sum(w)`, then draws every pixel
 //! independently from `N(mu_c, sigma_c^2)`. Values are not clipped unless `clip` is set.
@@ -46,7 +46,7 @@ pub struct GmmSpec {
     /// Image side; `d = px * px` pixels.
     pub px: usize,
     pub components: Vec<GmmComponent>,
-    /// Clip samples to `[0, 1]` (default off: SPEC §1).
+    /// Clip samples to `[0, 1]` (default off: docs/METHOD.md §1).
     #[serde(default)]
     pub clip: bool,
 }
@@ -169,7 +169,7 @@ impl GmmSpec {
 
     /// `∫ p(x)^2 dx` of one pixel's marginal (unclipped), in closed form:
     /// `sum_c sum_c' w_c w_c' N(mu_c - mu_c' | 0, sigma_c^2 + sigma_c'^2)`. This is the
-    /// per-pixel offset of SPEC §4b (`E[Δ] ≈ -(1/n - 1/N) ∫p^2`).
+    /// per-pixel offset of docs/METHOD.md §4b (`E[Δ] ≈ -(1/n - 1/N) ∫p^2`).
     pub fn pixel_sq_integral(&self) -> f64 {
         let p = self.probabilities();
         let mut s = 0.0;

@@ -1,7 +1,7 @@
 //! Data for memdiff: Gaussian mixtures, MNIST from IDX files, `.npy` arrays, PNG grids, and the
 //! small I/O helpers every command shares (atomic writes, strict TOML configs, run records).
 //!
-//! Pixel values live in `[0, 1]` (SPEC §1); the network's `[-1, 1]` mapping belongs to the
+//! Pixel values live in `[0, 1]` (docs/METHOD.md §1); the network's `[-1, 1]` mapping belongs to the
 //! diffusion crate.
 //!
 //! Entry points: [`npy::read_images`] / [`npy::write_npy`], [`idx::read_images_any`] (any

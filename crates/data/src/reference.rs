@@ -1,4 +1,4 @@
-//! Reference generators of known behaviour (SPEC §4b, issue 9): they give the null curves the
+//! Reference generators of known behaviour (docs/METHOD.md §4b, issue 9): they give the null curves the
 //! model's Δ must be read against, and cost no training.
 //!
 //! - `oracle`: fresh draws from the data distribution that never saw T (nor O): exact GMM

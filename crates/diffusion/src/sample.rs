@@ -1,4 +1,4 @@
-//! Sampling a trained U-Net (SPEC §2): ancestral DDPM with the `s` the model was trained with,
+//! Sampling a trained U-Net (docs/METHOD.md §2): ancestral DDPM with the `s` the model was trained with,
 //! or DDIM with `K <= s` steps, a timestep spacing and `eta`.
 //!
 //! The chain itself (step coefficients, noise, batching) is [`memdiff_schedule::sampler`], plain

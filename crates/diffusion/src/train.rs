@@ -1,4 +1,4 @@
-//! DDPM training (SPEC §2): `t` uniform in `1..=s`, `eps ~ N(0, I)`,
+//! DDPM training (docs/METHOD.md §2): `t` uniform in `1..=s`, `eps ~ N(0, I)`,
 //! `x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps`, loss = MSE(eps, eps_theta(x_t, t)),
 //! Adam with PyTorch's defaults (epsilon 1e-8), optional EMA of the weights.
 //!

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataKind {
-    /// The isotropic Gaussian mixture of SPEC §1, "centred" layout.
+    /// The isotropic Gaussian mixture of docs/METHOD.md §1, "centred" layout.
     #[default]
     Gmm,
     /// The shipped MNIST subset (or another IDX file), resized to `px`.
@@ -29,14 +29,14 @@ impl std::fmt::Display for DataKind {
     }
 }
 
-/// How the metric's three sets are put on scales (SPEC §4 default, SPEC §5 papers' code).
+/// How the metric's three sets are put on scales (docs/METHOD.md §4 default, docs/METHOD.md §5 papers' code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// One scale ([0, 1]) for O, T and G; T is the whole training set; true L2 distance.
     #[default]
     Default,
-    /// The seeds' code (SPEC §5): O raw (×255), T = the 90 % training split mapped to [-1, 1],
+    /// The seeds' code (docs/METHOD.md §5): O raw (×255), T = the 90 % training split mapped to [-1, 1],
     /// G in [0, 1], sigma = std(O)/255, `sqrt(2π)` scale, shifted diffusion indices, one fixed O,
     /// g samples drawn one at a time.
     PapersCode,
@@ -68,14 +68,14 @@ impl std::str::FromStr for Protocol {
 /// `memdiff_data::quantize` (auto, uniform, floor, none; noise on O, T and G alike).
 pub use memdiff_data::quantize::Mode as Dequantize;
 
-/// GMM layout (SPEC §1 "centred": `mu_c = mu0 + (c - (C-1)/2) spacing`, `sigma_c = sigma`).
+/// GMM layout (docs/METHOD.md §1 "centred": `mu_c = mu0 + (c - (C-1)/2) spacing`, `sigma_c = sigma`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GmmSettings {
     pub mu0: f64,
     pub spacing: f64,
     pub sigma: f64,
-    /// Clip samples to [0, 1] (SPEC §1: off unless asked).
+    /// Clip samples to [0, 1] (docs/METHOD.md §1: off unless asked).
     pub clip: bool,
 }
 
@@ -142,7 +142,7 @@ pub struct SweepConfig {
     /// "model" and/or the reference generators "oracle", "copy", "copy+noise:SIGMA".
     pub generators: Vec<String>,
     pub protocol: Protocol,
-    /// Draw a fresh O for every simulation (SPEC §4b; default) instead of the papers' single O.
+    /// Draw a fresh O for every simulation (docs/METHOD.md §4b; default) instead of the papers' single O.
     /// Forced off under `protocol = "papers-code"`.
     pub fresh_original: bool,
     /// Bandwidth rule of the metric (`std-over-n`, ...; see `memdiff eval --help`).

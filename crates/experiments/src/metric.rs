@@ -1,4 +1,4 @@
-//! The sweep's adapter over the metric (SPEC §4): O's statistics prepared once, then E_TG, E_OG,
+//! The sweep's adapter over the metric (docs/METHOD.md §4): O's statistics prepared once, then E_TG, E_OG,
 //! Δ, Δ_U for each (T, G), and the nearest-neighbour ratios. Everything the sweep asks of
 //! `memdiff_metrics` goes through here.
 
@@ -42,7 +42,7 @@ pub struct MetricValues {
     pub delta_unbiased: f64,
     pub pixels_used: usize,
     pub pixels_skipped: usize,
-    /// Share of O's / T's self-term pairs that are exact ties (near 1: raw u8 data, SPEC §4b).
+    /// Share of O's / T's self-term pairs that are exact ties (near 1: raw u8 data, docs/METHOD.md §4b).
     pub tie_share_oo: f64,
     pub tie_share_tt: f64,
 }
@@ -61,7 +61,7 @@ fn err(e: memdiff_metrics::error::MetricsError) -> MetricError {
     MetricError(e.to_string())
 }
 
-/// Prepares O for [`evaluate`] (SPEC §4: sigma_i from O with N − 1, constant pixels skipped).
+/// Prepares O for [`evaluate`] (docs/METHOD.md §4: sigma_i from O with N − 1, constant pixels skipped).
 pub fn prepare<V: Pixel>(o: &ImageSet<V>, setup: &MetricSetup) -> Result<Prepared, MetricError> {
     let mut opts = kde::KdeOptions {
         bandwidth: setup.bandwidth.parse().map_err(err)?,

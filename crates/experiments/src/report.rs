@@ -5,7 +5,7 @@
 //! `sim` and `seed`): per group m simulations, P(Δ>0) with its Wilson 95 % interval, P(Δ_U>0)
 //! with its interval, means ± standard errors of E_OG, E_TG, Δ, Δ_U, Ê_OG and Ê_TG (normalised
 //! by the smallest n of the same settings), the mean NN memorized fraction, and for every
-//! generator but the oracle the calibrated verdict (SPEC §4b): its Δ values against the oracle's
+//! generator but the oracle the calibrated verdict (docs/METHOD.md §4b): its Δ values against the oracle's
 //! at the same (data, px, C, n, s) — same O and T draws — by a two-sided Mann–Whitney test;
 //! "towards copying" when its Δ sits below the oracle's (copies have the lowest Δ), "away from
 //! copying" when above, "indistinguishable" at p ≥ 0.05. η per (C, s, generator) from the
@@ -366,7 +366,7 @@ pub fn markdown(rep: &Report) -> String {
         }
     }
     s.push_str(&format!(
-        "\nRead P(Δ>0) against the oracle row at the same n (SPEC §4b): a generator that never saw T \
+        "\nRead P(Δ>0) against the oracle row at the same n (docs/METHOD.md §4b): a generator that never saw T \
          has P(Δ>0) rising from ≈0.1 to ≈0.5 with n; copies stay near 0. Δ_U removes that offset \
          (oracle ≈ 0.5 at every n). \"Δ vs oracle\" is a two-sided Mann–Whitney test of the model's Δ \
          against the oracle's on the same O and T draws; it cannot see sample quality, so the \
@@ -378,7 +378,7 @@ pub fn markdown(rep: &Report) -> String {
     ));
     if rep.rows.iter().any(|r| r.protocol == "papers-code") {
         s.push_str(
-            "\nUnder the papers-code protocol O, T and G sit on different scales (SPEC §5): every \
+            "\nUnder the papers-code protocol O, T and G sit on different scales (docs/METHOD.md §5): every \
              reference generator, copy included, gets P(Δ>0) ≈ 1, so the copy's Δ is not below \
              the oracle's and the verdicts' \"towards/away from copying\" does not apply there.\n",
         );

@@ -222,7 +222,7 @@ mod tests {
         assert!(rows
             .iter()
             .all(|r| r.steps == 10 && r.e_og > 0.0 && r.pixels_used == 64));
-        // copies sit below the oracle on average (SPEC §4b)
+        // copies sit below the oracle on average (docs/METHOD.md §4b)
         let mean = |g: &str| {
             let v: Vec<f64> = rows
                 .iter()
@@ -358,7 +358,7 @@ mod tests {
         assert!(rows
             .iter()
             .all(|r| r.n_train == 18 && r.protocol == "papers-code"));
-        // Under the seeds' scales every reference generator gets Δ > 0 (SPEC §4b).
+        // Under the seeds' scales every reference generator gets Δ > 0 (docs/METHOD.md §4b).
         assert!(rows
             .iter()
             .filter(|r| r.generator != "model")

@@ -3,7 +3,7 @@
 The straightforward implementation a researcher would write: per simulation draw the n training
 pairs explicitly, fit the centred least squares with numpy.linalg.lstsq, form
 Sigma_G = sigma_X^2 theta_1 theta_1^T, take its eigenvalues and the exact/quadratic KL_var, KL_mean
-and H^2 (SPEC §6). Same models and formulas as memdiff; only the timing is compared.
+and H^2 (docs/METHOD.md §6). Same models and formulas as memdiff; only the timing is compared.
 
 usage: python numpy_ref.py --model reverse --d 100 --n 10000 --lambda-hat 0.1 --sims 50 --threads 2
 """

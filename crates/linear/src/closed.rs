@@ -1,5 +1,5 @@
 //! Closed forms between the generated Gaussian and the data law `N(mu 1, sigma^2 I)`, and the
-//! full-dimensional KDE distances `E_TG`, `E_OG`, `Δ` of SPEC §6 (seed 001 eq. 3.4, 3.7, B.10).
+//! full-dimensional KDE distances `E_TG`, `E_OG`, `Δ` of docs/METHOD.md §6 (seed 001 eq. 3.4, 3.7, B.10).
 //!
 //! Everything is evaluated per eigen-direction of `Sigma_G` in log space: at `d = 100` the
 //! determinants and the Gaussian normalisations under- and overflow a plain product.
@@ -33,7 +33,7 @@ pub fn hellinger2(g: &Generator, mu: f64, sigma: f64) -> f64 {
     (-log_bc.exp_m1()).clamp(0.0, 1.0)
 }
 
-/// `KL(rho_G | rho) = KL_mean + KL_var` (seed 001 eq. B.4, B.10; SPEC §6).
+/// `KL(rho_G | rho) = KL_mean + KL_var` (seed 001 eq. B.4, B.10; docs/METHOD.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Kl {
     /// `|mu - mu_G|^2 / (2 sigma^2)`.
@@ -73,7 +73,7 @@ pub fn kl(g: &Generator, mu: f64, sigma: f64) -> Kl {
 }
 
 /// `log` of the KDE width squared for a set of `m` points: see [`crate::EpsRule`]. Computed in
-/// log form so that the diagonal self-terms of T and O cancel to rounding (SPEC §6).
+/// log form so that the diagonal self-terms of T and O cancel to rounding (docs/METHOD.md §6).
 pub fn log_eps2(rule: crate::EpsRule, sigma: f64, m: usize, d: usize) -> f64 {
     match rule {
         crate::EpsRule::Mixing => 2.0 * sigma.ln() - 2.0 * (m as f64).ln() / d as f64,

@@ -1,4 +1,4 @@
-//! Training pairs, the centred least-squares fit and the Gaussian generator (SPEC §6).
+//! Training pairs, the centred least-squares fit and the Gaussian generator (docs/METHOD.md §6).
 //!
 //! Layout: a set of `m` points in dimension `d` is a `d x m` matrix, one point per column.
 

@@ -1,4 +1,4 @@
-//! memdiff-linear: the linear one-step diffusion model of SPEC §6 (seed 001 §3 + App. B, seed 000
+//! memdiff-linear: the linear one-step diffusion model of docs/METHOD.md §6 (seed 001 §3 + App. B, seed 000
 //! §3 + App. C).
 //!
 //! * [`Params`] and the two named data models ([`DataModel::Forward`], the seeds' simulation, and

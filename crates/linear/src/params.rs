@@ -1,4 +1,4 @@
-//! Settings of the linear model and the two data models (SPEC §6).
+//! Settings of the linear model and the two data models (docs/METHOD.md §6).
 
 use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,7 @@ impl FromStr for DataModel {
     }
 }
 
-/// KDE width of the full-dimensional `E_TG`, `E_OG` (SPEC §6).
+/// KDE width of the full-dimensional `E_TG`, `E_OG` (docs/METHOD.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum EpsRule {

@@ -1,4 +1,4 @@
-//! Closed-form theory: Theorem 3.1 of seed 000 (SPEC §6), the mixing time (eq. 2.9) and the
+//! Closed-form theory: Theorem 3.1 of seed 000 (docs/METHOD.md §6), the mixing time (eq. 2.9) and the
 //! L2-optimal KDE width (eq. 2.11).
 
 use serde::Serialize;

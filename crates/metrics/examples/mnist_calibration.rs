@@ -1,4 +1,4 @@
-//! SPEC §4b / issue 9 on the shipped MNIST subset: P(Δ > 0) and P(Δ_U > 0) of the oracle and the
+//! docs/METHOD.md §4b / issue 9 on the shipped MNIST subset: P(Δ > 0) and P(Δ_U > 0) of the oracle and the
 //! copy generator, raw u8 vs dequantised (U(0, 1/255), memdiff_data::quantize) vs bandwidth
 //! floor (eps >= 1/255).
 //!

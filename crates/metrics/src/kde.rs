@@ -1,4 +1,4 @@
-//! The per-pixel 1-D KDE distance of SPEC §4 (and the unbiased Δ of SPEC §4b), exact and fast.
+//! The per-pixel 1-D KDE distance of docs/METHOD.md §4 (and the unbiased Δ of docs/METHOD.md §4b), exact and fast.
 //!
 //! For a set A of `n_A` samples and pixel `i`, `rho_{A,i}(x) = (1/n_A) sum_k N(x | a_k, eps_{A,i}^2)`.
 //! The distance between A and B is `E_AB = (1/d') sum_i ∫ (rho_{A,i} - rho_{B,i})^2 dx` over the
@@ -7,14 +7,14 @@
 //! `K(u; v) = exp(-u^2 / (2 v)) / sqrt(2 pi v)`. The default is the true L2 distance;
 //! [`KdeOptions::paper_scale`] multiplies every reported term by `sqrt(2 pi)` (the seeds' code).
 //!
-//! ## Bandwidth (SPEC §4)
+//! ## Bandwidth (docs/METHOD.md §4)
 //! `sigma_i` is the standard deviation of pixel `i` over the **original** set O, with the `N - 1`
 //! denominator, times [`KdeOptions::sigma_scale`] (1 by default; the papers' code uses 1/255
 //! with O on the ×255 scale), floored at [`KdeOptions::min_std`] if given. A pixel whose values
 //! over O are all equal (`max == min`, not `sigma == 0`) has no bandwidth and is skipped and
 //! counted, unless a `min_std` floor or a fixed bandwidth is given. Every set A (also G) uses
 //! `eps_{A,i} = rule(sigma_i, n_A)` ([`Bandwidth`]), floored at
-//! [`KdeOptions::min_bandwidth`] (the quantisation-step floor of SPEC §4b).
+//! [`KdeOptions::min_bandwidth`] (the quantisation-step floor of docs/METHOD.md §4b).
 //!
 //! ## Exactness and speed
 //! Per pixel, each set's values are sorted and equal values collapsed into counts (u8 data has
@@ -27,7 +27,7 @@
 //! with 8 independent accumulators, pixels run in parallel (rayon) and are reduced in pixel
 //! order, so results do not depend on the thread count.
 //!
-//! ## Unbiased Δ (SPEC §4b)
+//! ## Unbiased Δ (docs/METHOD.md §4b)
 //! `U_AA` is the off-diagonal part of the self-term: pairs `k != l` divided by `n_A (n_A - 1)`
 //! (NaN when `n_A = 1`). `delta_unbiased = U_TT - U_OO - 2 (S_TG - S_OG)`, reported beside the
 //! papers' `delta = E_TG - E_OG`, never instead of it.
@@ -52,14 +52,14 @@ const BLOCK_O: usize = 64;
 pub trait Value: Copy + Into<f64> + Send + Sync {}
 impl<T: Copy + Into<f64> + Send + Sync> Value for T {}
 
-/// Bandwidth rule `eps_{A,i} = rule(sigma_i, n_A)` (SPEC §4). Parses from / prints as
+/// Bandwidth rule `eps_{A,i} = rule(sigma_i, n_A)` (docs/METHOD.md §4). Parses from / prints as
 /// `std-over-n`, `std-n-pow-minus-1-over-d`, `silverman`, `fixed:VALUE`.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Bandwidth {
     /// `sigma_i / n_A`: the papers' rule for the neural model (default).
     #[default]
     StdOverN,
-    /// `sigma_i * n_A^(-1/d)`, `d` the pixel count: the linear model's rule (SPEC §6).
+    /// `sigma_i * n_A^(-1/d)`, `d` the pixel count: the linear model's rule (docs/METHOD.md §6).
     StdNPowMinus1OverD,
     /// Silverman's `1.06 sigma_i n_A^(-1/5)`.
     Silverman,
@@ -119,7 +119,7 @@ impl FromStr for Bandwidth {
     }
 }
 
-/// How the metric is evaluated. `Default` is the SPEC §4 default (std-over-n, true L2).
+/// How the metric is evaluated. `Default` is the docs/METHOD.md §4 default (std-over-n, true L2).
 #[derive(Clone, Debug, PartialEq)]
 pub struct KdeOptions {
     /// Bandwidth rule.
@@ -128,7 +128,7 @@ pub struct KdeOptions {
     pub paper_scale: bool,
     /// Floor on `sigma_i` (after `sigma_scale`); with it constant pixels are kept.
     pub min_std: Option<f64>,
-    /// Floor on every `eps` (e.g. the quantisation step 1/255, SPEC §4b).
+    /// Floor on every `eps` (e.g. the quantisation step 1/255, docs/METHOD.md §4b).
     pub min_bandwidth: Option<f64>,
     /// `sigma_i = std_i(O) * sigma_scale` (1; the papers' code: 1/255 with O ×255).
     pub sigma_scale: f64,
@@ -753,7 +753,7 @@ fn has_avx2() -> bool {
 }
 
 /// `sum_k sum_l K(a_k - b_l; v)` over all pairs of two columns, visiting only pairs within
-/// `r` kernel widths (`r = f64::INFINITY`: all pairs). The per-pixel primitive of SPEC §4;
+/// `r` kernel widths (`r = f64::INFINITY`: all pairs). The per-pixel primitive of docs/METHOD.md §4;
 /// divide by `n_A n_B` for `S_AB`.
 pub fn cross_sum(a: &Column, b: &Column, v: f64, r: f64) -> PairSum {
     #[cfg(target_arch = "x86_64")]
@@ -855,7 +855,7 @@ pub struct KdeResult {
     pub e_og: f64,
     /// `e_tg - e_og` (the papers' Δ).
     pub delta: f64,
-    /// `u_tt - u_oo - 2 (s_tg - s_og)` (SPEC §4b); NaN when T has one sample.
+    /// `u_tt - u_oo - 2 (s_tg - s_og)` (docs/METHOD.md §4b); NaN when T has one sample.
     pub delta_unbiased: f64,
     pub s_tt: f64,
     pub s_gg: f64,
@@ -875,7 +875,7 @@ pub struct KdeResult {
     pub e_tg_error_bound: f64,
     pub e_og_error_bound: f64,
     /// Mean over pixels of the share of `U_OO` / `U_TT` that comes from exactly equal values
-    /// (near 1 for raw u8 data: ties dominate the self-terms, SPEC §4b).
+    /// (near 1 for raw u8 data: ties dominate the self-terms, docs/METHOD.md §4b).
     pub tie_share_oo: f64,
     pub tie_share_tt: f64,
 }

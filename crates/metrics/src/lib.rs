@@ -1,6 +1,6 @@
-//! memdiff-metrics: the per-pixel KDE memorization metric of SPEC §4 / §4b (exact and fast),
+//! memdiff-metrics: the per-pixel KDE memorization metric of docs/METHOD.md §4 / §4b (exact and fast),
 //! its brute-force reference and quadrature cross-check, the nearest-neighbour audit, the
-//! statistics over simulations (SPEC §4, §5) and the `results.csv` schema.
+//! statistics over simulations (docs/METHOD.md §4, §5) and the `results.csv` schema.
 //!
 //! No deep-learning dependency: pure functions over row-major `(n, d)` slices of any
 //! [`kde::Value`] (`f32`, `f64`, `u8`, ...).

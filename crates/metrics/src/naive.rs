@@ -1,4 +1,4 @@
-//! The straightforward reference: SPEC §4 as written, an O(n_A n_B d) double loop over all pairs
+//! The straightforward reference: docs/METHOD.md §4 as written, an O(n_A n_B d) double loop over all pairs
 //! with `f64::exp`, no sorting, no cut-off, no tie collapsing. Used by tests and benchmarks to
 //! check the fast path; do not use it for real sets.
 

@@ -1,4 +1,4 @@
-//! Numerical cross-check of the closed form (SPEC §4: "a grid quadrature is a useful
+//! Numerical cross-check of the closed form (docs/METHOD.md §4: "a grid quadrature is a useful
 //! cross-check"). For a few pixels, `∫ rho_A^2`, `∫ rho_B^2` and `∫ rho_A rho_B` are integrated
 //! numerically and combined into `E_TG`, `E_OG`, then compared with the closed form.
 //!

@@ -1,4 +1,4 @@
-//! Statistics over simulations (SPEC §4, §4b, §5): Wilson intervals for P(Δ > 0), mean and
+//! Statistics over simulations (docs/METHOD.md §4, §4b, §5): Wilson intervals for P(Δ > 0), mean and
 //! standard error, the Ê normalisation, the quality index η, and the Mann–Whitney two-sample
 //! test used for the calibrated verdict "model vs oracle" (issue 9).
 

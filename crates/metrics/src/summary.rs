@@ -11,7 +11,7 @@
 //! | `n` | int | training-set size n of the grid point |
 //! | `steps` | int | diffusion steps s (of the model the row belongs to; reference rows carry the s of the model grid point they sit beside) |
 //! | `generator` | text | `model`, `oracle`, `copy` or `copy+noise:SIGMA` |
-//! | `protocol` | text | `default` (one scale for all sets) or `papers-code` (SPEC §5) |
+//! | `protocol` | text | `default` (one scale for all sets) or `papers-code` (docs/METHOD.md §5) |
 //! | `sim` | int | simulation index at this grid point |
 //! | `seed` | int | seed of the simulation |
 //! | `n_original` | int | N, size of O |
@@ -19,9 +19,9 @@
 //! | `n_generated` | int | g |
 //! | `bandwidth` | text | rule, as `std-over-n` / `std-n-pow-minus-1-over-d` / `silverman` / `fixed:V` |
 //! | `dequantized` | text | `none`, `uniform` (U(0, 1/255) noise) or `floor` (eps ≥ 1/255) |
-//! | `e_tg`, `e_og` | float | distances (SPEC §4; units as the protocol, see `scale` in run.toml) |
+//! | `e_tg`, `e_og` | float | distances (docs/METHOD.md §4; units as the protocol, see `scale` in run.toml) |
 //! | `delta` | float | `e_tg - e_og` (the papers' Δ) |
-//! | `delta_unbiased` | float | Δ_U of SPEC §4b (NaN if n_train = 1) |
+//! | `delta_unbiased` | float | Δ_U of docs/METHOD.md §4b (NaN if n_train = 1) |
 //! | `nn_ratio_mean` | float | mean nearest/second-nearest distance ratio (NaN if not computed) |
 //! | `nn_frac_memorized` | float | fraction of G with ratio < 1/3 (NaN if not computed) |
 //! | `pixels_used`, `pixels_skipped` | int | usable / constant pixels |
@@ -43,7 +43,7 @@
 //! divided by the group mean at the smallest `n` of its *family*: the rows sharing every
 //! settings column except `n` and `n_train`), the mean `nn_frac_memorized`, and — for
 //! generators other than the oracle — a Mann–Whitney comparison of the group's Δ with the
-//! oracle group of the same settings (SPEC §4b: read the model against the oracle). [`eta`] gives
+//! oracle group of the same settings (docs/METHOD.md §4b: read the model against the oracle). [`eta`] gives
 //! η per family from the smallest and largest `n`.
 //!
 //! The oracle group of a model group is the one with the same settings, `train_step = 0` and
@@ -471,7 +471,7 @@ pub struct EtaRow {
     pub error: Option<String>,
 }
 
-/// η (SPEC §4, seed 000) per family of [`summarize`]'s groups.
+/// η (docs/METHOD.md §4, seed 000) per family of [`summarize`]'s groups.
 pub fn eta(groups: &[GroupSummary]) -> Vec<EtaRow> {
     let mut fams: BTreeMap<GroupKey, Vec<&GroupSummary>> = BTreeMap::new();
     for g in groups {

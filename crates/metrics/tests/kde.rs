@@ -1,5 +1,5 @@
 //! The fast metric against the brute-force double loop, the quadrature, invariances, the
-//! analytical cut-off bound and the calibration facts of SPEC §4b (unbiased Δ).
+//! analytical cut-off bound and the calibration facts of docs/METHOD.md §4b (unbiased Δ).
 
 use memdiff_metrics::kde::{Bandwidth, KdeOptions, OriginalSet};
 use memdiff_metrics::{naive, quadrature, stats};
@@ -298,13 +298,13 @@ fn constant_pixels_are_skipped_by_max_eq_min() {
     assert!(e.contains("generated set: sample 0, pixel 1 is NaN"), "{e}");
 }
 
-/// One-component GMM of SPEC §1: every pixel N(0.5, 0.1²).
+/// One-component GMM of docs/METHOD.md §1: every pixel N(0.5, 0.1²).
 fn gmm(rng: &mut ChaCha8Rng, n: usize, d: usize) -> Vec<f64> {
     let nd = Normal::new(0.5, 0.1).unwrap();
     (0..n * d).map(|_| nd.sample(rng)).collect()
 }
 
-/// SPEC §4b: the oracle's mean Δ_U is 0 within its standard error (checked at 3 standard
+/// docs/METHOD.md §4b: the oracle's mean Δ_U is 0 within its standard error (checked at 3 standard
 /// errors: a 1-SE band holds only 68 % of the time for each n), its biased Δ is negative with
 /// mean ≈ -(1/n - 1/N) ∫p², and copies of T give Δ_U < 0.
 #[test]

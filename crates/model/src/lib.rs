@@ -1,4 +1,4 @@
-//! The papers' DDPM U-Net (SPEC §3) in burn, module for module the network of
+//! The papers' DDPM U-Net (docs/METHOD.md §3) in burn, module for module the network of
 //! `../shared/bench/torch_ref.py`: `DoubleConv`, `Down`, `Up` (bilinear ×2, align corners),
 //! 4-head self-attention with no dropout, and the sinusoidal time encoding added per resolution.
 //!
@@ -314,7 +314,7 @@ impl SelfAttention {
     }
 }
 
-/// The network (SPEC §3).
+/// The network (docs/METHOD.md §3).
 #[derive(Module, Debug)]
 pub struct UNet {
     pub inc: DoubleConv,

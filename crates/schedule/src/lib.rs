@@ -1,4 +1,4 @@
-//! DDPM noise schedules as plain values (SPEC §2). No deep-learning dependency: the schedule is
+//! DDPM noise schedules as plain values (docs/METHOD.md §2). No deep-learning dependency: the schedule is
 //! data, the network is a function, the sampler is a loop over both.
 //!
 //! Steps are numbered `t = 1..=s` (standard indexing, Ho et al. 2020):
@@ -58,7 +58,7 @@ impl std::fmt::Display for BetaSchedule {
     }
 }
 
-/// Which integer the network is told for chain step `t` (SPEC §2, §3). `Standard` is the
+/// Which integer the network is told for chain step `t` (docs/METHOD.md §2, §3). `Standard` is the
 /// default everywhere; the papers' shift is only ever used when named.
 ///
 /// Both variants run the *same* chain (`beta_t`, `alpha_t`, `alpha_bar_t` of the standard
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn spec_facts() {
-        // SPEC §2: linear with s = 10 does not reach noise (alpha_bar_s ~ 0.90), s = 100 ~ 0.36.
+        // docs/METHOD.md §2: linear with s = 10 does not reach noise (alpha_bar_s ~ 0.90), s = 100 ~ 0.36.
         let s10 = Schedule::new(BetaSchedule::Linear, 10).unwrap();
         assert!((s10.alpha_bar(10) - 0.90).abs() < 0.005);
         let s100 = Schedule::new(BetaSchedule::Linear, 100).unwrap();

@@ -1,9 +1,9 @@
-//! The reverse chain (SPEC §2) as plain coefficients, and a host-side driver over any
+//! The reverse chain (docs/METHOD.md §2) as plain coefficients, and a host-side driver over any
 //! ε-predictor.
 //!
 //! Every step, ancestral or DDIM, is the same affine rule
 //! `x_prev = c_x · x_t + c_eps · eps_theta(x_t, t) + sigma · z`, `z ~ N(0, I)`:
-//! - ancestral DDPM (Ho et al. 2020, SPEC §2): `c_x = 1 / sqrt(alpha_t)`,
+//! - ancestral DDPM (Ho et al. 2020, docs/METHOD.md §2): `c_x = 1 / sqrt(alpha_t)`,
 //!   `c_eps = -beta_t / (sqrt(alpha_t) sqrt(1 - alpha_bar_t))`, `sigma = sqrt(beta_t)` for `t > 1`,
 //!   `0` at `t = 1`;
 //! - DDIM (Song et al. 2021, eq. 12) from `t` to the previous kept step `p` (`alpha_bar_0 = 1`):
@@ -45,7 +45,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sampler {
-    /// Ancestral sampling with every one of the `s` trained steps (SPEC §2): "diffusion steps
+    /// Ancestral sampling with every one of the `s` trained steps (docs/METHOD.md §2): "diffusion steps
     /// s" in the papers.
     #[default]
     Ddpm,
@@ -121,7 +121,7 @@ pub struct SampleOptions {
     pub batch: usize,
     /// Which step label the network sees; must be what the model was trained with.
     pub indexing: Indexing,
-    /// Clamp to `[-1, 1]` before mapping to `[0, 1]` (SPEC §1). `false` only maps.
+    /// Clamp to `[-1, 1]` before mapping to `[0, 1]` (docs/METHOD.md §1). `false` only maps.
     pub clamp: bool,
     /// Clipped-x0 (default) or the seeds' ε-form of each step.
     pub form: Form,
@@ -243,7 +243,7 @@ pub fn ddim_step_x0(
     }
 }
 
-/// Ancestral DDPM step at `t` (SPEC §2), `sigma_t^2 = beta_t`, no noise at `t = 1`.
+/// Ancestral DDPM step at `t` (docs/METHOD.md §2), `sigma_t^2 = beta_t`, no noise at `t = 1`.
 pub fn ddpm_step(schedule: &Schedule, t: usize, indexing: Indexing) -> Step {
     let (a, b, ab) = (schedule.alpha(t), schedule.beta(t), schedule.alpha_bar(t));
     Step {

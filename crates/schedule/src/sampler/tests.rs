@@ -92,7 +92,7 @@ fn raw_opts(sampler: Sampler) -> SampleOptions {
 #[test]
 fn zero_predictor_matches_the_closed_form_of_the_chain() {
     // eps = 0: x_0 = x_s / sqrt(ab_s) + sum_{t=2..s} sqrt(beta_t) z_t / sqrt(ab_{t-1}), so
-    // mean 0 and var = 1/ab_s + sum_{t=2..s} beta_t / ab_{t-1} (written from SPEC §2, not from
+    // mean 0 and var = 1/ab_s + sum_{t=2..s} beta_t / ab_{t-1} (written from docs/METHOD.md §2, not from
     // the step coefficients).
     let sch = Schedule::new(BetaSchedule::Linear, 10).unwrap();
     let var = 1.0 / sch.alpha_bar(10)
@@ -143,7 +143,7 @@ fn optimal_predictor_recovers_gaussian_data_ancestral() {
 fn ddim_k_equal_s_eta_one_has_the_statistics_of_ancestral_sampling() {
     // DDIM with K = s and eta = 1 *is* ancestral sampling with sigma_t^2 = beta~_t (the
     // posterior variance, Ho et al. 2020's second choice): same mean coefficients, step by step.
-    // SPEC §2's ancestral chain uses sigma_t^2 = beta_t, which differs at the smallest t; for
+    // docs/METHOD.md §2's ancestral chain uses sigma_t^2 = beta_t, which differs at the smallest t; for
     // this data that moves the output variance by about 2.4 % (exact figures below).
     let sch = Schedule::new(BetaSchedule::Cosine, 1000).unwrap();
     let model = GaussianEps {
