@@ -560,6 +560,29 @@ mod tests {
     }
 
     #[test]
+    fn shipped_sweep_configs_validate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in [
+            "quick",
+            "memorization",
+            "mnist-memorization",
+            "mnist",
+            "paper-gmm-d64",
+            "paper-gmm-d256",
+        ] {
+            let text = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
+            let mut c: SweepConfig =
+                parse_toml(&text).unwrap_or_else(|e| panic!("configs/{name}.toml: {e}"));
+            c.validate()
+                .unwrap_or_else(|e| panic!("configs/{name}.toml: {e}"));
+            if name == "memorization" {
+                // log:500..12000:6 -> 500 * 24^(i/5), rounded.
+                assert_eq!(c.snapshots(), vec![500, 944, 1783, 3366, 6355, 12000]);
+            }
+        }
+    }
+
+    #[test]
     fn snapshot_schedules_resolve_or_name_the_key() {
         let mut c: SweepConfig =
             parse_toml("train_steps = 20000\neval_at = \"log:100..20000:4\"").unwrap();
