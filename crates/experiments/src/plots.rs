@@ -296,7 +296,8 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
 
     let mut h = HeatMap {
         title: format!("Phase diagram — {label}: f_mem · E_OG/oracle · reading"),
-        x_label: "optimizer step".into(),
+        x_label: "optimizer step   (C copying, G generalizing, U not yet trained; copying framed)"
+            .into(),
         y_label: "training-set size n".into(),
         x_ticks: steps.iter().map(|s| s.to_string()).collect(),
         y_ticks: ns.iter().map(|n| n.to_string()).collect(),
