@@ -60,6 +60,36 @@ fn table(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Starts `sweep --config cfg --out out`, kills it once its first unit file appears (or after
+/// 120 s); returns its exit status and the number of unit files then.
+fn kill_after_first_unit(cfg: &str, out: &Path, cwd: &Path) -> (std::process::ExitStatus, usize) {
+    let mut child = Command::new(BIN)
+        .args(["sweep", "--config", cfg, "--out", out.to_str().unwrap()])
+        .current_dir(cwd)
+        .env("RAYON_NUM_THREADS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let sims = out.join("sims");
+    let count = || {
+        std::fs::read_dir(&sims)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while count() < 1 && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    (status, count())
+}
+
 fn write_config(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("sweep.toml.in");
     std::fs::write(&p, text).unwrap();
@@ -98,31 +128,7 @@ fn tiny_model_sweep_end_to_end_then_kill_and_resume() {
 
     // Kill a second run after its first unit file appears, resume, compare.
     let resumed = tmp.path().join("resumed");
-    let mut child = Command::new(BIN)
-        .args(["sweep", "--config", cfg, "--out", resumed.to_str().unwrap()])
-        .current_dir(tmp.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let sims = resumed.join("sims");
-    loop {
-        let done = std::fs::read_dir(&sims)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                    .count()
-            })
-            .unwrap_or(0);
-        if done >= 1 || t0.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    let finished_before = std::fs::read_dir(&sims).unwrap().count();
+    let (status, finished_before) = kill_after_first_unit(cfg, &resumed, tmp.path());
     assert!(
         !status.success() || finished_before == 4,
         "the sweep should have been killed"
@@ -352,31 +358,7 @@ fn snapshot_sweep_kill_resume_and_phase_report() {
 
     // A real kill after the first finished unit, then the same command: the same rows.
     let resumed = tmp.path().join("resumed");
-    let mut child = Command::new(BIN)
-        .args(["sweep", "--config", cfg, "--out", resumed.to_str().unwrap()])
-        .current_dir(tmp.path())
-        .env("RAYON_NUM_THREADS", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let sims = resumed.join("sims");
-    while t0.elapsed() < Duration::from_secs(120) {
-        let done = std::fs::read_dir(&sims)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                    .count()
-            })
-            .unwrap_or(0);
-        if done >= 1 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_first_unit(cfg, &resumed, tmp.path());
     ok(&memdiff(
         &["sweep", "--config", cfg, "--out", resumed.to_str().unwrap()],
         tmp.path(),

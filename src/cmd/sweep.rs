@@ -164,62 +164,44 @@ fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner> {
             }
             let schedule = Schedule::new(cfg.schedule, cfg.diffusion_steps)?;
             let opts = sample_options(job, cfg.indexing)?;
-            let draw = |tr: &Trainer| -> Result<Snapshot, BoxError> {
-                // The EMA weights when the run keeps them, as at the end of training.
-                let model = tr.ema_model().unwrap_or_else(|| tr.model());
-                let generated = sample(
-                    &model,
-                    &schedule,
-                    job.generated,
-                    &opts,
-                    job.sample_seed,
-                    &device,
-                    None,
-                )?;
-                Ok(Snapshot {
-                    step: tr.step,
-                    generated,
-                    train_seconds: f64::NAN,
-                    loss: tail_loss(&tr.losses),
-                })
+            // Epoch-based training is measured once, at its last step.
+            let at = if job.snapshots.is_empty() {
+                vec![cfg.total_steps(cfg.split(train.n).0)]
+            } else {
+                job.snapshots.clone()
             };
             let mut snapshots: Vec<Snapshot> = Vec::new();
             let t0 = std::time::Instant::now();
             let mut sampling = 0.0;
-            let trained = train_in_memory_with_snapshots(
+            train_in_memory_with_snapshots(
                 &cfg,
                 train,
                 &device,
                 None,
-                &job.snapshots,
-                &mut |tr| {
+                &at,
+                &mut |tr: &Trainer| {
                     let s0 = std::time::Instant::now();
-                    let mut snap = draw(tr)?;
-                    snap.train_seconds = t0.elapsed().as_secs_f64() - sampling;
+                    // The EMA weights when the run keeps them.
+                    let model = tr.ema_model().unwrap_or_else(|| tr.model());
+                    let generated = sample(
+                        &model,
+                        &schedule,
+                        job.generated,
+                        &opts,
+                        job.sample_seed,
+                        &device,
+                        None,
+                    )?;
+                    snapshots.push(Snapshot {
+                        step: tr.step,
+                        generated,
+                        train_seconds: t0.elapsed().as_secs_f64() - sampling,
+                        loss: tail_loss(&tr.losses),
+                    });
                     sampling += s0.elapsed().as_secs_f64();
-                    snapshots.push(snap);
                     Ok(())
                 },
             )?;
-            if job.snapshots.is_empty() {
-                // Epoch-based training: one measurement at the end.
-                let model = trained.ema.unwrap_or(trained.model);
-                let generated = sample(
-                    &model,
-                    &schedule,
-                    job.generated,
-                    &opts,
-                    job.sample_seed,
-                    &device,
-                    None,
-                )?;
-                snapshots.push(Snapshot {
-                    step: trained.losses.len(),
-                    generated,
-                    train_seconds: trained.seconds,
-                    loss: tail_loss(&trained.losses),
-                });
-            }
             Ok(ModelOutput {
                 snapshots,
                 sampler: memdiff_diffusion::sample::describe(&opts, &schedule),

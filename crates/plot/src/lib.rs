@@ -185,19 +185,7 @@ impl LinePlot {
     /// Writes `<path>.svg` and `<path>.png` (each through a temporary file and a rename) and
     /// returns both paths.
     pub fn save(&self, path_without_ext: &Path) -> Result<Vec<PathBuf>, PlotError> {
-        let svg = self.render_svg()?;
-        let png = self.render_png()?;
-        let base = path_without_ext.as_os_str().to_owned();
-        let mut out = Vec::new();
-        for (ext, bytes) in [("svg", svg.as_bytes()), ("png", png.as_slice())] {
-            let mut p = base.clone();
-            p.push(".");
-            p.push(ext);
-            let p = PathBuf::from(p);
-            write_atomic(&p, bytes)?;
-            out.push(p);
-        }
-        Ok(out)
+        write_pair(path_without_ext, &self.render_svg()?, &self.render_png()?)
     }
 
     /// The plot as an SVG document.
@@ -220,17 +208,7 @@ impl LinePlot {
             self.draw_on(&root)?;
             root.present().map_err(|e| self.draw_err(e))?;
         }
-        let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| PlotError::Encode {
-            title: self.title.clone(),
-            message: "pixel buffer has the wrong size".into(),
-        })?;
-        let mut out = io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png)
-            .map_err(|e| PlotError::Encode {
-                title: self.title.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(out.into_inner())
+        encode_png(&self.title, self.size, buf)
     }
 
     fn draw_err(&self, e: impl std::fmt::Display) -> PlotError {
@@ -481,27 +459,8 @@ impl HeatMap {
             self.draw_on(&root)?;
             root.present().map_err(|e| self.err(e))?;
         }
-        let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| PlotError::Encode {
-            title: self.title.clone(),
-            message: "pixel buffer has the wrong size".into(),
-        })?;
-        let mut png = io::Cursor::new(Vec::new());
-        img.write_to(&mut png, image::ImageFormat::Png)
-            .map_err(|e| PlotError::Encode {
-                title: self.title.clone(),
-                message: e.to_string(),
-            })?;
-        let base = path_without_ext.as_os_str().to_owned();
-        let mut out = Vec::new();
-        for (ext, bytes) in [("svg", svg.as_bytes()), ("png", png.get_ref().as_slice())] {
-            let mut p = base.clone();
-            p.push(".");
-            p.push(ext);
-            let p = PathBuf::from(p);
-            write_atomic(&p, bytes)?;
-            out.push(p);
-        }
-        Ok(out)
+        let png = encode_png(&self.title, self.size, buf)?;
+        write_pair(path_without_ext, &svg, &png)
     }
 
     fn err(&self, e: impl std::fmt::Display) -> PlotError {
@@ -600,6 +559,35 @@ impl HeatMap {
         }
         Ok(())
     }
+}
+
+/// An RGB pixel buffer of `size` as PNG bytes.
+fn encode_png(title: &str, size: (u32, u32), buf: Vec<u8>) -> Result<Vec<u8>, PlotError> {
+    let enc = |message: String| PlotError::Encode {
+        title: title.to_string(),
+        message,
+    };
+    let img = image::RgbImage::from_raw(size.0, size.1, buf)
+        .ok_or_else(|| enc("pixel buffer has the wrong size".into()))?;
+    let mut out = io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| enc(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+/// Writes `<path>.svg` and `<path>.png` (each through a temporary file and a rename).
+fn write_pair(path_without_ext: &Path, svg: &str, png: &[u8]) -> Result<Vec<PathBuf>, PlotError> {
+    let base = path_without_ext.as_os_str().to_owned();
+    let mut out = Vec::new();
+    for (ext, bytes) in [("svg", svg.as_bytes()), ("png", png)] {
+        let mut p = base.clone();
+        p.push(".");
+        p.push(ext);
+        let p = PathBuf::from(p);
+        write_atomic(&p, bytes)?;
+        out.push(p);
+    }
+    Ok(out)
 }
 
 /// Tick labels: plain for moderate magnitudes, scientific otherwise; no float noise.
