@@ -227,35 +227,7 @@ pub fn aggregate(rows: &[SimRow], rule: &VerdictRule) -> Report {
             .then(a.steps.cmp(&b.steps))
             .then(a.train_step.cmp(&b.train_step))
     });
-    // η compares the smallest and largest n at the end of training: the last snapshot only.
-    let last_step: std::collections::BTreeMap<_, u64> =
-        groups
-            .iter()
-            .fold(std::collections::BTreeMap::new(), |mut m, g| {
-                let k = summary::GroupKey {
-                    n: 0,
-                    n_train: 0,
-                    train_step: 0,
-                    ..g.key.clone()
-                };
-                let e = m.entry(k).or_insert(0);
-                *e = (*e).max(g.key.train_step);
-                m
-            });
-    let final_groups: Vec<GroupSummary> = groups
-        .iter()
-        .filter(|g| {
-            let k = summary::GroupKey {
-                n: 0,
-                n_train: 0,
-                train_step: 0,
-                ..g.key.clone()
-            };
-            last_step[&k] == g.key.train_step
-        })
-        .cloned()
-        .collect();
-    let eta = summary::eta(&final_groups)
+    let eta = summary::eta(&groups)
         .into_iter()
         .map(|e| EtaRow {
             data: e.key.data,

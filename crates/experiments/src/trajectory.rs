@@ -15,8 +15,7 @@
 //! - EMM per snapshot (Gu et al. 2025): the largest n whose f_mem is at least 0.9.
 
 use crate::row::SimRow;
-use memdiff_metrics::stats;
-use memdiff_metrics::summary::{GroupSummary, Verdict, VerdictRule};
+use memdiff_metrics::summary::{GroupSummary, VerdictRule};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -370,34 +369,20 @@ pub fn trajectories(
     out
 }
 
-/// The verdict of the last snapshot of each n, for the headline sentence.
-pub fn final_verdicts(t: &Trajectory) -> Vec<(u64, String)> {
-    let mut last: BTreeMap<u64, &Cell> = BTreeMap::new();
-    for c in &t.cells {
-        last.insert(c.n, c); // cells are sorted by (n, step): the last wins
-    }
-    last.into_iter()
-        .map(|(n, c)| (n, c.verdict.clone()))
-        .collect()
-}
-
-/// The verdict name as written in the tables (re-exported for the report's legend).
-pub fn verdict_names() -> [String; 3] {
-    [
-        Verdict::Copying.to_string(),
-        Verdict::Generalizing.to_string(),
-        Verdict::NotYetTrained.to_string(),
-    ]
-}
-
-/// Mean of finite values (NaN for none).
-pub fn finite_mean(v: &[f64]) -> f64 {
-    stats::mean_se(v).mean
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reading at the last snapshot of each n.
+    fn final_verdicts(t: &Trajectory) -> Vec<(u64, String)> {
+        let mut last: BTreeMap<u64, &Cell> = BTreeMap::new();
+        for c in &t.cells {
+            last.insert(c.n, c); // cells are sorted by (n, step): the last wins
+        }
+        last.into_iter()
+            .map(|(n, c)| (n, c.verdict.clone()))
+            .collect()
+    }
 
     #[test]
     fn crossing_is_interpolated_in_log_steps() {

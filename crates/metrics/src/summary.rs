@@ -235,11 +235,13 @@ impl GroupKey {
             train_step: r.train_step,
         }
     }
-    /// The family: the key without `n` and `n_train` (for Ê and η).
+    /// The family: the key without `n`, `n_train` and `train_step` (for Ê and η; the
+    /// training step differs between n when training is a fixed number of epochs).
     fn family(&self) -> GroupKey {
         GroupKey {
             n: 0,
             n_train: 0,
+            train_step: 0,
             ..self.clone()
         }
     }
@@ -370,19 +372,35 @@ pub fn summarize_with(rows: &[SimRow], rule: &VerdictRule) -> Vec<GroupSummary> 
     for r in rows {
         groups.entry(GroupKey::of(r)).or_default().push(r);
     }
-    // Family reference: group with the smallest n.
-    let mut base: BTreeMap<GroupKey, (u64, f64, f64)> = BTreeMap::new();
-    for (k, rs) in &groups {
-        let fam = k.family();
+    // Family reference: the smallest n, at the same training step when it was measured there
+    // (snapshots), else at its last step (epoch-based training ends at a step that grows with n).
+    let mut n0: BTreeMap<GroupKey, u64> = BTreeMap::new();
+    for k in groups.keys() {
+        let e = n0.entry(k.family()).or_insert(k.n);
+        *e = (*e).min(k.n);
+    }
+    let mut base_at: BTreeMap<(GroupKey, u64), (u64, f64, f64)> = BTreeMap::new();
+    let mut base_last: BTreeMap<GroupKey, (u64, u64, f64, f64)> = BTreeMap::new();
+    for (k, rs) in groups.iter().filter(|(k, _)| n0[&k.family()] == k.n) {
         let e_og = stats::mean_se(&rs.iter().map(|r| r.e_og).collect::<Vec<_>>()).mean;
         let e_tg = stats::mean_se(&rs.iter().map(|r| r.e_tg).collect::<Vec<_>>()).mean;
-        match base.get(&fam) {
-            Some(&(n0, _, _)) if n0 <= k.n => {}
-            _ => {
-                base.insert(fam, (k.n, e_og, e_tg));
-            }
+        base_at.insert((k.family(), k.train_step), (k.n, e_og, e_tg));
+        let last = base_last
+            .entry(k.family())
+            .or_insert((k.train_step, k.n, e_og, e_tg));
+        if k.train_step >= last.0 {
+            *last = (k.train_step, k.n, e_og, e_tg);
         }
     }
+    let base = |k: &GroupKey| {
+        base_at
+            .get(&(k.family(), k.train_step))
+            .copied()
+            .unwrap_or_else(|| {
+                let (_, n, og, tg) = base_last[&k.family()];
+                (n, og, tg)
+            })
+    };
     groups
         .iter()
         .map(|(k, rs)| {
@@ -391,7 +409,7 @@ pub fn summarize_with(rows: &[SimRow], rule: &VerdictRule) -> Vec<GroupSummary> 
             let du = col(|r| r.delta_unbiased);
             let fin = |v: &[f64]| v.iter().filter(|x| x.is_finite()).count() as u64;
             let pos = |v: &[f64]| v.iter().filter(|x| **x > 0.0).count() as u64;
-            let (n0, og0, tg0) = base[&k.family()];
+            let (n0, og0, tg0) = base(k);
             let vs_oracle = if k.generator != "oracle" {
                 groups.get(&k.oracle()).and_then(|orows| {
                     let od: Vec<f64> = orows.iter().map(|r| r.delta).collect();
@@ -479,8 +497,15 @@ pub fn eta(groups: &[GroupSummary]) -> Vec<EtaRow> {
     }
     fams.into_iter()
         .map(|(key, gs)| {
-            let small = gs.iter().min_by_key(|g| g.key.n).unwrap();
-            let large = gs.iter().max_by_key(|g| g.key.n).unwrap();
+            // The end of training at each end of the n range (its last snapshot).
+            let small = gs
+                .iter()
+                .min_by_key(|g| (g.key.n, std::cmp::Reverse(g.key.train_step)))
+                .unwrap();
+            let large = gs
+                .iter()
+                .max_by_key(|g| (g.key.n, g.key.train_step))
+                .unwrap();
             let (eta, error) = if small.key.n == large.key.n {
                 (None, Some("only one n in this family".to_string()))
             } else {
@@ -597,6 +622,27 @@ mod tests {
             verdict(&rule, &half, None, Some(5.0)),
             Some(Verdict::Copying)
         );
+    }
+
+    #[test]
+    fn epoch_based_steps_that_grow_with_n_keep_one_family() {
+        // Fixed epochs: n = 16 ends at step 10, n = 64 at step 40 (one family for Ê and η).
+        let mut rows = Vec::new();
+        for sim in 0..3 {
+            let mut a = row("model", 10, sim, 2.0, 0.0, 0.0);
+            a.n = 16;
+            let mut b = row("model", 40, sim, 1.0, 0.0, 0.0);
+            b.n = 64;
+            rows.extend([a, b]);
+        }
+        let g = summarize(&rows);
+        let big = g.iter().find(|x| x.key.n == 64).unwrap();
+        assert_eq!(big.n0, 16);
+        assert!((big.ehat_og.mean - 0.5).abs() < 1e-12);
+        let e = eta(&g);
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].n_small, e[0].n_large), (16, 64));
+        assert!((e[0].eta.unwrap() - 2f64.ln()).abs() < 1e-12);
     }
 
     #[test]
