@@ -128,16 +128,6 @@ fn train_config(job: &ModelJob) -> Result<TrainConfig, BoxError> {
     Ok(cfg)
 }
 
-/// Mean of the last (up to) 10 losses.
-fn tail_loss(losses: &[f32]) -> f64 {
-    let tail = &losses[losses.len().saturating_sub(10)..];
-    if tail.is_empty() {
-        f64::NAN
-    } else {
-        tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
-    }
-}
-
 fn sample_options(job: &ModelJob, indexing: Indexing) -> Result<SampleOptions, BoxError> {
     let mut opts: SampleOptions = toml::Value::Table(job.sample.clone())
         .try_into()
@@ -196,7 +186,7 @@ fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner> {
                         step: tr.step,
                         generated,
                         train_seconds: t0.elapsed().as_secs_f64() - sampling,
-                        loss: tail_loss(&tr.losses),
+                        loss: tr.recent_loss(),
                     });
                     sampling += s0.elapsed().as_secs_f64();
                     Ok(())

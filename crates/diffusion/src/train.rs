@@ -704,6 +704,15 @@ impl Trainer {
     pub fn total_steps(&self) -> usize {
         self.cfg.total_steps(self.n_train)
     }
+    /// Mean training loss over the last (up to) 10 optimizer steps (NaN before the first).
+    pub fn recent_loss(&self) -> f64 {
+        let tail = &self.losses[self.losses.len().saturating_sub(10)..];
+        if tail.is_empty() {
+            f64::NAN
+        } else {
+            tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
+        }
+    }
     pub fn steps_per_epoch(&self) -> usize {
         self.cfg.steps_per_epoch(self.n_train)
     }
@@ -1003,6 +1012,34 @@ pub fn train_run(
     opts: &RunOptions,
     progress: Option<&ProgressBar>,
 ) -> Result<RunSummary, TrainError> {
+    train_run_with_snapshots(cfg, data, device, opts, progress, &[], false, &mut |_| {
+        Ok(())
+    })
+}
+
+/// Folder of the checkpoint kept at snapshot `step` by [`train_run_with_snapshots`] (a complete
+/// checkpoint folder: `memdiff eval --checkpoint` and `memdiff sample` read it).
+pub fn snapshot_dir(out: &Path, step: usize) -> PathBuf {
+    out.join("snapshots").join(format!("step-{step:08}"))
+}
+
+/// [`train_run`], calling `on_snapshot` with the trainer right after each optimizer step listed
+/// in `at` (sorted; steps at or before a resumed checkpoint are skipped), before that step's
+/// checkpoint is written: a run killed after measuring a snapshot but before checkpointing it
+/// measures it again on resume. With `keep_weights`, each snapshot's weights are also saved as a
+/// checkpoint in [`snapshot_dir`]. As with [`train_in_memory_with_snapshots`], the callback
+/// cannot change the weights or the training streams; its time is left out of the rates.
+#[allow(clippy::too_many_arguments)]
+pub fn train_run_with_snapshots(
+    cfg: &TrainConfig,
+    data: &ImageSet,
+    device: &Device,
+    opts: &RunOptions,
+    progress: Option<&ProgressBar>,
+    at: &[usize],
+    keep_weights: bool,
+    on_snapshot: &mut dyn FnMut(&Trainer) -> Result<(), SnapshotError>,
+) -> Result<RunSummary, TrainError> {
     cfg.validate()?;
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|source| TrainError::Io {
@@ -1086,6 +1123,8 @@ pub fn train_run(
     let start_step = tr.step;
     let mut imgs = 0usize;
     let mut last_ckpt = checkpoint::latest_step(out);
+    let mut next = 0;
+    let mut in_snapshots = 0.0;
     while !tr.is_done() {
         let loss = match tr.step() {
             Ok(l) => l,
@@ -1122,8 +1161,27 @@ pub fn train_run(
             progress,
             &tr,
             loss,
-            img_per_s(imgs, t0.elapsed().as_secs_f64()),
+            img_per_s(imgs, t0.elapsed().as_secs_f64() - in_snapshots),
         );
+        while next < at.len() && at[next] <= tr.step {
+            if at[next] == tr.step {
+                let s0 = Instant::now();
+                if keep_weights {
+                    let dir = snapshot_dir(out, tr.step);
+                    std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    checkpoint::save(&dir, &meta_for(&tr), &tr.state(), &tr.shapes())?;
+                }
+                on_snapshot(&tr).map_err(|e| TrainError::Snapshot {
+                    step: tr.step,
+                    message: e.to_string(),
+                })?;
+                in_snapshots += s0.elapsed().as_secs_f64();
+            }
+            next += 1;
+        }
         let due = cfg.checkpoint_every > 0 && tr.step.is_multiple_of(cfg.checkpoint_every);
         if due && !tr.is_done() {
             checkpoint::save(out, &meta_for(&tr), &tr.state(), &tr.shapes())?;
@@ -1133,7 +1191,7 @@ pub fn train_run(
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
     }
-    let seconds = t0.elapsed().as_secs_f64();
+    let seconds = t0.elapsed().as_secs_f64() - in_snapshots;
     if last_ckpt != Some(tr.step) {
         checkpoint::save(out, &meta_for(&tr), &tr.state(), &tr.shapes())?;
     }
