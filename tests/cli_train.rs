@@ -134,18 +134,11 @@ fn train_writes_metrics_checkpoint_recipe_and_run_record_then_exports() {
     assert_eq!(tensors, 116);
 }
 
-#[test]
-fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
-    let tmp = tempfile::tempdir().unwrap();
-    let full = tmp.path().join("full");
-    let args = tiny(&full, &[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&args);
-
-    // The same run, slowed down and killed (SIGKILL) once it has checkpointed step 6.
-    let cut = tmp.path().join("cut");
+/// Runs the tiny training into `out`, slowed down, and kills it (SIGKILL) once it has
+/// checkpointed step 6 (or 8).
+fn kill_after_step_6(out: &Path, extra: &[&str]) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_memdiff"))
-        .args(tiny(&cut, &[]))
+        .args(tiny(out, extra))
         .env("MEMDIFF_TRAIN_STEP_DELAY_MS", "150")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -153,7 +146,7 @@ fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
         .unwrap();
     let t0 = Instant::now();
     loop {
-        let ck = std::fs::read_to_string(cut.join("checkpoint.toml")).unwrap_or_default();
+        let ck = std::fs::read_to_string(out.join("checkpoint.toml")).unwrap_or_default();
         if ck.contains("step = 6\n") || ck.contains("step = 8\n") {
             break;
         }
@@ -166,6 +159,19 @@ fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let args = tiny(&full, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&args);
+
+    // The same run, slowed down and killed (SIGKILL) once it has checkpointed step 6.
+    let cut = tmp.path().join("cut");
+    kill_after_step_6(&cut, &[]);
     let done = losses(&cut).len() - 1;
     assert!(done < 15, "killed after {done} steps");
 
@@ -298,28 +304,7 @@ fn eval_at_writes_a_trajectory_that_a_killed_run_resumes_to_the_same_rows() {
 
     // The same run killed (SIGKILL) after its checkpoint at step 6 or 8, then resumed.
     let cut = tmp.path().join("cut");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memdiff"))
-        .args(tiny(&cut, EVAL))
-        .env("MEMDIFF_TRAIN_STEP_DELAY_MS", "150")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    loop {
-        let ck = std::fs::read_to_string(cut.join("checkpoint.toml")).unwrap_or_default();
-        if ck.contains("step = 6\n") || ck.contains("step = 8\n") {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before the kill"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_step_6(&cut, EVAL);
     let before = trajectory(&cut).len() - 1;
     assert!((2..4).contains(&before), "{before} rows at the kill");
     let e = err(&[

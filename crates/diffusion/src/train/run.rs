@@ -63,8 +63,7 @@ pub fn train_in_memory_with_snapshots(
     }
     let t0 = Instant::now();
     let mut imgs = 0;
-    let mut next = 0;
-    let mut in_snapshots = 0.0;
+    let mut snaps = Snapshots::new(at);
     while !tr.is_done() {
         let loss = tr.step().map_err(|e| match e {
             TrainError::NonFinite {
@@ -82,27 +81,64 @@ pub fn train_in_memory_with_snapshots(
             progress,
             &tr,
             loss,
-            img_per_s(imgs, t0.elapsed().as_secs_f64() - in_snapshots),
+            img_per_s(imgs, t0.elapsed().as_secs_f64() - snaps.seconds),
         );
-        while next < at.len() && at[next] <= tr.step {
-            if at[next] == tr.step {
-                let s0 = Instant::now();
-                on_snapshot(&tr).map_err(|e| TrainError::Snapshot {
-                    step: tr.step,
-                    message: e.to_string(),
-                })?;
-                in_snapshots += s0.elapsed().as_secs_f64();
-            }
-            next += 1;
-        }
+        snaps.at_step(&tr, |tr| snapshot(on_snapshot, tr))?;
     }
-    let seconds = t0.elapsed().as_secs_f64() - in_snapshots;
+    let seconds = t0.elapsed().as_secs_f64() - snaps.seconds;
     Ok(Trained {
         model: tr.model(),
         ema: tr.ema_model(),
         losses: tr.losses,
         val_losses: tr.val_losses,
         seconds,
+    })
+}
+
+/// The snapshot steps as training passes them, and the time spent at them (left out of the
+/// training rates).
+struct Snapshots<'a> {
+    at: &'a [usize],
+    next: usize,
+    seconds: f64,
+}
+
+impl<'a> Snapshots<'a> {
+    fn new(at: &'a [usize]) -> Self {
+        Self {
+            at,
+            next: 0,
+            seconds: 0.0,
+        }
+    }
+
+    /// Runs `f` if the trainer's step is listed (listed steps already passed, such as those
+    /// before a resumed checkpoint, are skipped), timing it.
+    fn at_step(
+        &mut self,
+        tr: &Trainer,
+        f: impl FnOnce(&Trainer) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        while self.at.get(self.next).is_some_and(|&s| s < tr.step) {
+            self.next += 1;
+        }
+        if self.at.get(self.next) == Some(&tr.step) {
+            self.next += 1;
+            let s0 = Instant::now();
+            f(tr)?;
+            self.seconds += s0.elapsed().as_secs_f64();
+        }
+        Ok(())
+    }
+}
+
+fn snapshot(
+    on_snapshot: &mut dyn FnMut(&Trainer) -> Result<(), SnapshotError>,
+    tr: &Trainer,
+) -> Result<(), TrainError> {
+    on_snapshot(tr).map_err(|e| TrainError::Snapshot {
+        step: tr.step,
+        message: e.to_string(),
     })
 }
 
@@ -255,8 +291,7 @@ pub fn train_run_with_snapshots(
     let start_step = tr.step;
     let mut imgs = 0usize;
     let mut last_ckpt = checkpoint::latest_step(out);
-    let mut next = 0;
-    let mut in_snapshots = 0.0;
+    let mut snaps = Snapshots::new(at);
     while !tr.is_done() {
         let loss = match tr.step() {
             Ok(l) => l,
@@ -293,27 +328,19 @@ pub fn train_run_with_snapshots(
             progress,
             &tr,
             loss,
-            img_per_s(imgs, t0.elapsed().as_secs_f64() - in_snapshots),
+            img_per_s(imgs, t0.elapsed().as_secs_f64() - snaps.seconds),
         );
-        while next < at.len() && at[next] <= tr.step {
-            if at[next] == tr.step {
-                let s0 = Instant::now();
-                if keep_weights {
-                    let dir = snapshot_dir(out, tr.step);
-                    std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
-                        path: dir.clone(),
-                        source,
-                    })?;
-                    checkpoint::save(&dir, &meta_for(&tr), &tr.state(), &tr.shapes())?;
-                }
-                on_snapshot(&tr).map_err(|e| TrainError::Snapshot {
-                    step: tr.step,
-                    message: e.to_string(),
+        snaps.at_step(&tr, |tr| {
+            if keep_weights {
+                let dir = snapshot_dir(out, tr.step);
+                std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
+                    path: dir.clone(),
+                    source,
                 })?;
-                in_snapshots += s0.elapsed().as_secs_f64();
+                checkpoint::save(&dir, &meta_for(tr), &tr.state(), &tr.shapes())?;
             }
-            next += 1;
-        }
+            snapshot(on_snapshot, tr)
+        })?;
         let due = cfg.checkpoint_every > 0 && tr.step.is_multiple_of(cfg.checkpoint_every);
         if due && !tr.is_done() {
             checkpoint::save(out, &meta_for(&tr), &tr.state(), &tr.shapes())?;
@@ -323,7 +350,7 @@ pub fn train_run_with_snapshots(
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
     }
-    let seconds = t0.elapsed().as_secs_f64() - in_snapshots;
+    let seconds = t0.elapsed().as_secs_f64() - snaps.seconds;
     if last_ckpt != Some(tr.step) {
         checkpoint::save(out, &meta_for(&tr), &tr.state(), &tr.shapes())?;
     }
