@@ -110,26 +110,27 @@ pub fn run_sweep_concurrent(
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         // One worker: take units until none is left or another worker failed.
-        let work = |runner: &mut Box<dyn ModelRunner + Send>| -> Result<usize, (usize, SweepError)> {
-            let mut ctx = unit_context(cfg, dir).map_err(|e| (0, e))?;
-            let mut done = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(u) = todo.get(i) else { break };
-                bar.set_message(u.id());
-                let written = ctx
-                    .run_unit(u, runner.as_mut())
-                    .map_err(SweepError::from)
-                    .and_then(|rows| Ok(dir.write_unit(u, &rows)?));
-                if let Err(e) = written {
-                    stop.store(true, Ordering::SeqCst);
-                    return Err((i, e));
+        let work =
+            |runner: &mut Box<dyn ModelRunner + Send>| -> Result<usize, (usize, SweepError)> {
+                let mut ctx = unit_context(cfg, dir).map_err(|e| (0, e))?;
+                let mut done = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(u) = todo.get(i) else { break };
+                    bar.set_message(u.id());
+                    let written = ctx
+                        .run_unit(u, runner.as_mut())
+                        .map_err(SweepError::from)
+                        .and_then(|rows| Ok(dir.write_unit(u, &rows)?));
+                    if let Err(e) = written {
+                        stop.store(true, Ordering::SeqCst);
+                        return Err((i, e));
+                    }
+                    done += 1;
+                    bar.inc(1);
                 }
-                done += 1;
-                bar.inc(1);
-            }
-            Ok(done)
-        };
+                Ok(done)
+            };
         let outcomes: Vec<Result<usize, (usize, SweepError)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = runners
                 .iter_mut()
