@@ -67,6 +67,10 @@ pub struct SweepArgs {
     /// Stop after this many units (time-boxed runs; rerun to continue).
     #[arg(long, value_name = "N")]
     pub max_units: Option<usize>,
+    /// Train K simulations at once on the one device, one worker thread each (same rows as one
+    /// at a time). On the CPU each worker gets RAYON_NUM_THREADS / K threads (at least 1).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
     /// Do not write the report at the end.
     #[arg(long)]
     pub no_report: bool,
@@ -141,7 +145,7 @@ fn sample_options(job: &ModelJob, indexing: Indexing) -> Result<SampleOptions, B
     Ok(opts)
 }
 
-fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner> {
+fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner + Send + 'static> {
     let device = backend::device(kind)?;
     Ok(FnRunner(
         move |job: &ModelJob, train: &ImageSet| -> Result<ModelOutput, BoxError> {
@@ -292,13 +296,22 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         shard: args.shard.unwrap_or(Shard::ALL),
         max_units: args.max_units,
         progress: true,
+        threads_per_job: None,
     };
     memdiff_data::config::RunRecord::new("sweep", backend::backend_name(kind), cfg.seed, &cfg)
         .write(Path::new(&out))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let t0 = std::time::Instant::now();
-    let o = memdiff_experiments::run_sweep(cfg, &dir, &opts, &mut runner)
-        .with_context(|| format!("sweep into {}", out.display()))?;
+    let o = if args.jobs > 1 {
+        let mut runners: Vec<Box<dyn ModelRunner + Send>> = vec![Box::new(runner)];
+        for _ in 1..args.jobs {
+            runners.push(Box::new(burn_runner(kind)?));
+        }
+        memdiff_experiments::run_sweep_concurrent(cfg, &dir, &opts, &mut runners)
+    } else {
+        memdiff_experiments::run_sweep(cfg, &dir, &opts, &mut runner)
+    }
+    .with_context(|| format!("sweep into {}", out.display()))?;
     eprintln!(
         "sweep: {} units in the grid, {} in this shard, {} already done, {} computed in {:.1} s; {} rows in {}",
         o.total,

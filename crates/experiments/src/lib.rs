@@ -25,6 +25,6 @@ pub mod trajectory;
 
 pub use config::SweepConfig;
 pub use row::SimRow;
-pub use run::{report_dir, run_one, run_sweep, RunOptions, SweepOutcome};
+pub use run::{report_dir, run_one, run_sweep, run_sweep_concurrent, RunOptions, SweepOutcome};
 pub use sim::{ModelJob, ModelOutput, ModelRunner};
 pub use store::SweepDir;
