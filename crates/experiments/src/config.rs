@@ -153,6 +153,11 @@ pub struct SweepConfig {
     pub nn: bool,
     /// Generated images saved (with their nearest training images) per grid point, from sim 0.
     pub save_images: usize,
+    /// The two-training-sets test (docs/METHOD.md §7b): every model simulation also trains a
+    /// second network, same settings, on an independent training set of the same n, and at
+    /// every snapshot both sample from the same noise; their paired distance and similarity go
+    /// to `pairs.csv`. Doubles the training cost. Needs the model generator.
+    pub pair: bool,
     pub gmm: GmmSettings,
     pub mnist: MnistSettings,
     /// Passed to the trainer (`TrainConfig`); px, steps, seed are set per run.
@@ -280,6 +285,7 @@ impl Default for SweepConfig {
             dequantize: Dequantize::Auto,
             nn: true,
             save_images: 8,
+            pair: false,
             gmm: GmmSettings::default(),
             mnist: MnistSettings::default(),
             train: toml::Table::new(),
@@ -415,6 +421,12 @@ impl SweepConfig {
                 )
             })?;
             e.resolve(budget).map_err(|m| bad("eval_at", m))?;
+        }
+        if self.pair && !self.has_model() {
+            return Err(bad(
+                "pair",
+                "the two-training-sets test compares two networks: add \"model\" to generators",
+            ));
         }
         let r = &self.verdict;
         if !(r.quality_tolerance >= 0.0 && r.quality_tolerance.is_finite()) {

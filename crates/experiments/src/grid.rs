@@ -163,6 +163,8 @@ pub struct SimSeeds {
     pub original: u64,
     /// T (also the MNIST pool permutation for T / oracle).
     pub train_set: u64,
+    /// The second, independent training set of the two-training-sets test (`pair = true`).
+    pub pair_train_set: u64,
     /// Reference generators (the oracle's draw, the copy's row choice, its noise) and the
     /// dequantisation noise of O, T and G (`memdiff_data::quantize`): the seed `eval --seed`
     /// takes for the same sets. Shared across s, so the reference rows of one simulation are the
@@ -191,6 +193,7 @@ impl SimSeeds {
         SimSeeds {
             original,
             train_set: derive_seed(base, "train-set", &[c, n, sim]),
+            pair_train_set: derive_seed(base, "train-set-pair", &[c, n, sim]),
             reference: derive_seed(base, "reference", &[c, n, sim]),
             training: derive_seed(base, "training", &[c, n, s, sim]),
             sampling: derive_seed(base, "sampling", &[c, n, s, sim]),

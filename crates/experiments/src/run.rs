@@ -89,8 +89,12 @@ pub fn run_sweep(
     let mut computed = 0;
     for u in todo.iter().take(limit) {
         bar.set_message(u.id());
-        let rows = ctx.run_unit(u, runner)?;
-        dir.write_unit(u, &rows)?;
+        let out = ctx.run_unit(u, runner)?;
+        // The pair rows first: a unit counts as finished when its results file exists.
+        if cfg.pair {
+            dir.write_pairs(u, &out.pairs)?;
+        }
+        dir.write_unit(u, &out.rows)?;
         computed += 1;
         bar.inc(1);
     }
@@ -120,7 +124,7 @@ pub fn run_one(
         return Err(SweepError::NotInGrid(id.to_string()));
     }
     let mut ctx = SimContext::new(cfg)?;
-    Ok(ctx.run_unit(&u, runner)?)
+    Ok(ctx.run_unit(&u, runner)?.rows)
 }
 
 /// Writes the report of a sweep folder (`DIR/report/`); returns the Markdown table and files.
@@ -181,6 +185,183 @@ mod tests {
                 snapshots,
                 sampler: "fake".into(),
             })
+        }
+    }
+
+    /// A "network" that copies rows of its training set, the rows chosen by the sampling seed
+    /// (the copy generator: the same choice for both networks of a pair).
+    struct Copier;
+    impl ModelRunner for Copier {
+        fn train_and_sample(
+            &mut self,
+            job: &ModelJob,
+            train: &ImageSet,
+        ) -> Result<ModelOutput, BoxError> {
+            let g = memdiff_data::reference::copy_rows(train, job.generated, job.sample_seed)?.0;
+            Ok(ModelOutput {
+                snapshots: job
+                    .snapshots
+                    .iter()
+                    .map(|&step| crate::sim::Snapshot {
+                        step,
+                        generated: g.clone(),
+                        train_seconds: 0.0,
+                        loss: 0.0,
+                    })
+                    .collect(),
+                sampler: "copy".into(),
+            })
+        }
+    }
+
+    /// One fixed "checkpoint": its samples depend on the sampling seed only, not on the data.
+    struct SameCheckpoint;
+    impl ModelRunner for SameCheckpoint {
+        fn train_and_sample(
+            &mut self,
+            job: &ModelJob,
+            train: &ImageSet,
+        ) -> Result<ModelOutput, BoxError> {
+            let d = train.dim();
+            let data = (0..job.generated * d)
+                .map(|i| ((i as u64 * 2654435761 + job.sample_seed) % 1000) as f32 / 1000.0)
+                .collect();
+            let g = ImageSet::new(job.generated, train.channels, train.h, train.w, data);
+            Ok(ModelOutput {
+                snapshots: job
+                    .snapshots
+                    .iter()
+                    .map(|&step| crate::sim::Snapshot {
+                        step,
+                        generated: g.clone(),
+                        train_seconds: 0.0,
+                        loss: 0.0,
+                    })
+                    .collect(),
+                sampler: "fixed".into(),
+            })
+        }
+    }
+
+    fn pair_cfg() -> SweepConfig {
+        let mut c = tiny();
+        c.pair = true;
+        c.generators = vec!["model".into(), "copy".into()];
+        c.generated = 60;
+        c.train_steps = Some(50);
+        c.eval_at = Some(crate::config::EvalAt::List(vec![5]));
+        c.validate().unwrap();
+        c
+    }
+
+    #[test]
+    fn pair_rows_are_written_resumed_and_merged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = SweepDir::new(tmp.path().join("whole"));
+        run_sweep(pair_cfg(), &whole, &opts(), &mut FakeModel).unwrap();
+        let pairs = crate::store::read_pairs(&whole.pairs()).unwrap();
+        // 6 units x 2 snapshots, in unit order, both networks sampled with one seed.
+        assert_eq!(pairs.len(), 12);
+        let steps: Vec<u64> = pairs.iter().map(|p| p.train_step).collect();
+        assert_eq!(&steps[..4], &[5, 50, 5, 50]);
+        for p in &pairs {
+            assert_ne!(p.seed, p.seed_pair);
+            assert_eq!((p.n_generated, p.sampler.as_str()), (60, "fake"));
+            assert!(p.dist_lo <= p.dist && p.dist <= p.dist_hi);
+            assert!(p.similarity_lo <= p.similarity && p.similarity <= p.similarity_hi);
+            // FakeModel copies rows of its T with a little noise: the copy level is near
+            // (0, 1), the pairs are as far apart as independent data (the floor).
+            assert!(p.copy_dist < 0.2 && p.copy_similarity > 0.95, "{p:?}");
+            assert!(p.dist > 0.5 * p.floor_dist, "{p:?}");
+        }
+        // The seed columns match results.csv's.
+        let rows = crate::store::read_rows(&whole.results()).unwrap();
+        assert!(pairs.iter().all(|p| rows
+            .iter()
+            .any(|r| r.seed == p.seed && r.n == p.n && r.sim == p.sim)));
+
+        let resumed = SweepDir::new(tmp.path().join("resumed"));
+        let part = RunOptions {
+            max_units: Some(2),
+            ..opts()
+        };
+        run_sweep(pair_cfg(), &resumed, &part, &mut FakeModel).unwrap();
+        assert_eq!(crate::store::read_pairs(&resumed.pairs()).unwrap().len(), 4);
+        run_sweep(pair_cfg(), &resumed, &opts(), &mut FakeModel).unwrap();
+        let bytes = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+        assert_eq!(bytes(resumed.pairs()), bytes(whole.pairs()));
+
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        for (i, p) in [(0, &a), (1, &b)] {
+            let sh = RunOptions {
+                shard: crate::grid::Shard { index: i, count: 2 },
+                ..opts()
+            };
+            run_sweep(pair_cfg(), &SweepDir::new(p), &sh, &mut FakeModel).unwrap();
+        }
+        let merged = SweepDir::new(tmp.path().join("merged"));
+        crate::store::merge(&[a, b], &merged.root).unwrap();
+        assert_eq!(bytes(merged.pairs()), bytes(whole.pairs()));
+
+        // pair = true without the model is refused, naming the key.
+        let mut c = pair_cfg();
+        c.generators = vec!["copy".into()];
+        assert_eq!(c.validate().unwrap_err().field, "pair");
+    }
+
+    #[test]
+    fn one_checkpoint_twice_gives_similarity_one_exactly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = SweepDir::new(tmp.path());
+        run_sweep(pair_cfg(), &d, &opts(), &mut SameCheckpoint).unwrap();
+        let pairs = crate::store::read_pairs(&d.pairs()).unwrap();
+        assert_eq!(pairs.len(), 12);
+        for p in &pairs {
+            assert_eq!((p.dist, p.dist_lo, p.dist_hi), (0.0, 0.0, 0.0));
+            assert_eq!(
+                (p.similarity, p.similarity_lo, p.similarity_hi),
+                (1.0, 1.0, 1.0)
+            );
+        }
+    }
+
+    #[test]
+    fn copy_generators_on_two_independent_sets_give_the_copy_level_and_the_floor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = SweepDir::new(tmp.path());
+        let mut c = pair_cfg();
+        c.n = vec![200];
+        c.sims = 2;
+        c.generated = 100;
+        c.eval_at = None;
+        run_sweep(c.clone(), &d, &opts(), &mut Copier).unwrap();
+        let pairs = crate::store::read_pairs(&d.pairs()).unwrap();
+        assert_eq!(pairs.len(), 2);
+        let ctx = crate::sim::SimContext::new(c.clone()).unwrap();
+        for (u, p) in units(&c).iter().zip(&pairs) {
+            // Each sample is a training image: the copy level is exactly (0, 1).
+            assert_eq!((p.copy_dist, p.copy_similarity), (0.0, 1.0));
+            // Pair i is row k_i of T against row k_i of T' (one seed chose both): two
+            // independent data images, whose mean is computed here by brute force.
+            let seeds = crate::grid::SimSeeds::new(&c, u);
+            let (o, t, _) = ctx.draw(u, &seeds).unwrap();
+            let t2 = ctx.draw_pair_train(u, &seeds).unwrap();
+            let (_, k) = memdiff_data::reference::copy_rows(&t, 100, seeds.sampling).unwrap();
+            let centre = memdiff_metrics::pair::centre(&o.data, o.n, o.dim()).unwrap();
+            let (mut sd, mut ss) = (0.0, 0.0);
+            for &j in &k {
+                let (x, y) = memdiff_metrics::pair::pair_values(t.row(j), t2.row(j), &centre);
+                sd += x;
+                ss += y;
+            }
+            assert!((p.dist - sd / 100.0).abs() < 1e-12, "{p:?}");
+            assert!((p.similarity - ss / 100.0).abs() < 1e-12, "{p:?}");
+            // ... so the floor lies in their interval.
+            assert!(
+                p.similarity_lo <= p.floor_similarity && p.floor_similarity <= p.similarity_hi,
+                "{p:?}"
+            );
+            assert!(p.dist_lo <= p.floor_dist && p.floor_dist <= p.dist_hi, "{p:?}");
         }
     }
 
