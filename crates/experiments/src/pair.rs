@@ -161,6 +161,173 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<PairRow>, String> {
         .collect()
 }
 
+/// One line of the pair table: one (data, px, protocol, C, s, n, snapshot) over its simulations,
+/// beside the model's f_mem and Δ_U from results.csv at the same key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PairCell {
+    pub data: String,
+    pub px: u32,
+    pub protocol: String,
+    pub components: u32,
+    pub steps: u32,
+    pub n: u64,
+    pub train_step: u64,
+    pub sims: usize,
+    pub dist: f64,
+    /// Mean similarity over the simulations; its 95 % interval (normal over the simulations'
+    /// means with 2 or more, the one simulation's interval over its pairs otherwise).
+    pub similarity: f64,
+    pub similarity_lo: f64,
+    pub similarity_hi: f64,
+    pub floor_dist: f64,
+    pub floor_similarity: f64,
+    pub copy_dist: f64,
+    pub copy_similarity: f64,
+    /// The model's mean f_mem and Δ_U at this key (NaN when results.csv has no such row).
+    pub f_mem: f64,
+    pub delta_u: f64,
+}
+
+impl PairCell {
+    /// The figure family: everything but n and the snapshot.
+    pub fn family(&self) -> (String, u32, String, u32, u32) {
+        (
+            self.data.clone(),
+            self.px,
+            self.protocol.clone(),
+            self.components,
+            self.steps,
+        )
+    }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    memdiff_metrics::stats::mean_se(&v.collect::<Vec<_>>()).mean
+}
+
+/// Aggregates pair rows per (data, px, protocol, C, s, n, snapshot), joined with the model rows
+/// of results.csv at the same key and simulation.
+pub fn cells(pairs: &[PairRow], rows: &[crate::SimRow]) -> Vec<PairCell> {
+    use std::collections::BTreeMap;
+    type Key = (String, u32, String, u32, u32, u64, u64);
+    let mut by: BTreeMap<Key, Vec<&PairRow>> = BTreeMap::new();
+    for p in pairs {
+        by.entry((
+            p.data.clone(),
+            p.px,
+            p.protocol.clone(),
+            p.components,
+            p.steps,
+            p.n,
+            p.train_step,
+        ))
+        .or_default()
+        .push(p);
+    }
+    by.into_iter()
+        .map(|((data, px, protocol, components, steps, n, train_step), v)| {
+            let model: Vec<&crate::SimRow> = rows
+                .iter()
+                .filter(|r| {
+                    r.generator == "model"
+                        && r.data == data
+                        && r.px == px
+                        && r.protocol == protocol
+                        && r.components == components
+                        && r.steps == steps
+                        && r.n == n
+                        && r.train_step == train_step
+                        && v.iter().any(|p| p.sim == r.sim)
+                })
+                .collect();
+            let sims: Vec<f64> = v.iter().map(|p| p.similarity).collect();
+            let ms = memdiff_metrics::stats::mean_se(&sims);
+            let (lo, hi) = if v.len() >= 2 {
+                let h = memdiff_metrics::stats::Z95 * ms.se;
+                ((ms.mean - h).max(-1.0), (ms.mean + h).min(1.0))
+            } else {
+                (v[0].similarity_lo, v[0].similarity_hi)
+            };
+            PairCell {
+                data,
+                px,
+                protocol,
+                components,
+                steps,
+                n,
+                train_step,
+                sims: v.len(),
+                dist: mean(v.iter().map(|p| p.dist)),
+                similarity: ms.mean,
+                similarity_lo: lo,
+                similarity_hi: hi,
+                floor_dist: mean(v.iter().map(|p| p.floor_dist)),
+                floor_similarity: mean(v.iter().map(|p| p.floor_similarity)),
+                copy_dist: mean(v.iter().map(|p| p.copy_dist)),
+                copy_similarity: mean(v.iter().map(|p| p.copy_similarity)),
+                f_mem: mean(model.iter().map(|r| r.nn_frac_memorized)),
+                delta_u: mean(model.iter().map(|r| r.delta_unbiased)),
+            }
+        })
+        .collect()
+}
+
+/// The Markdown section of the pair table.
+pub fn markdown(cells: &[PairCell]) -> String {
+    let mut s = String::from(
+        "\n## Two training sets (pair = true, docs/METHOD.md §7b)\n\n\
+         Two networks trained on independent training sets of the same n, sampled from the same \
+         noise: mean paired L2 distance and centred cosine similarity (95 % interval), against \
+         independent data pairs (floor) and each sample's nearest training image (copy level); \
+         beside the model's f_mem and Δ_U. Near the floor: each network copies its own set; \
+         near 1: both generalize to the same function.\n\n\
+         | data | px | C | s | n | step | sims | dist | similarity [95 %] | floor dist / sim | copy dist / sim | f_mem | Δ_U |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for c in cells {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} [{:.3}, {:.3}] | {:.3} / {:.3} | {:.3} / {:.3} | {:.2} | {:.3e} |\n",
+            c.data,
+            c.px,
+            c.components,
+            c.steps,
+            c.n,
+            c.train_step,
+            c.sims,
+            c.dist,
+            c.similarity,
+            c.similarity_lo,
+            c.similarity_hi,
+            c.floor_dist,
+            c.floor_similarity,
+            c.copy_dist,
+            c.copy_similarity,
+            c.f_mem,
+            c.delta_u
+        ));
+    }
+    s
+}
+
+/// Writes `pairs_summary.csv` and the pair figures under `out`; returns the Markdown section
+/// and the files.
+pub fn write_report(
+    pairs: &[PairRow],
+    rows: &[crate::SimRow],
+    out: &Path,
+) -> Result<(String, Vec<std::path::PathBuf>), crate::report::ReportError> {
+    let cells = cells(pairs, rows);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for c in &cells {
+        w.serialize(c).expect("memory write");
+    }
+    let p = out.join("pairs_summary.csv");
+    memdiff_data::atomic::write_bytes(&p, &w.into_inner().expect("memory write"))?;
+    let mut files = vec![p];
+    files.extend(crate::plots::pair_plots(&cells, out)?);
+    Ok((markdown(&cells), files))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

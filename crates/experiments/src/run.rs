@@ -130,13 +130,39 @@ pub fn run_one(
 /// Writes the report of a sweep folder (`DIR/report/`); returns the Markdown table and files.
 pub fn report_dir(dir: &SweepDir) -> Result<(String, Vec<std::path::PathBuf>), SweepError> {
     let rows = crate::store::read_rows(&dir.results())?;
+    report_rows(dir, &rows, &dir.report_dir())
+}
+
+/// Writes the report of `rows` (results.csv of the sweep folder `dir`: its saved samples, its
+/// verdict rule and, under `pair = true`, its pairs.csv) into `out`.
+pub fn report_rows(
+    dir: &SweepDir,
+    rows: &[SimRow],
+    out: &std::path::Path,
+) -> Result<(String, Vec<std::path::PathBuf>), SweepError> {
     let samples = dir.samples();
-    Ok(crate::report::write_report(
-        &rows,
-        &dir.report_dir(),
+    let (mut md, mut files) = crate::report::write_report(
+        rows,
+        out,
         samples.is_dir().then_some(samples.as_path()),
         &dir.verdict_rule(),
-    )?)
+    )?;
+    if dir.pairs().is_file() {
+        let pairs = crate::store::read_pairs(&dir.pairs())?;
+        if !pairs.is_empty() {
+            let (section, more) = crate::pair::write_report(&pairs, rows, out)?;
+            md.push_str(&section);
+            // summary.md gets the pair section after the main table.
+            let p = out.join("summary.md");
+            memdiff_data::atomic::write_bytes(
+                &p,
+                format!("# memdiff sweep report\n{md}").as_bytes(),
+            )
+            .map_err(crate::report::ReportError::from)?;
+            files.extend(more);
+        }
+    }
+    Ok((md, files))
 }
 
 #[cfg(test)]
@@ -279,6 +305,37 @@ mod tests {
         assert!(pairs.iter().all(|p| rows
             .iter()
             .any(|r| r.seed == p.seed && r.n == p.n && r.sim == p.sim)));
+
+        // The report: one cell per (n, snapshot) over the 3 simulations, beside f_mem.
+        let cells = crate::pair::cells(&pairs, &rows);
+        assert_eq!(cells.len(), 4);
+        let c = &cells[1];
+        assert_eq!((c.n, c.train_step, c.sims), (5, 50, 3));
+        let want: Vec<f64> = pairs
+            .iter()
+            .filter(|p| p.n == 5 && p.train_step == 50)
+            .map(|p| p.similarity)
+            .collect();
+        assert!((c.similarity - want.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+        assert!(c.similarity_lo <= c.similarity && c.similarity <= c.similarity_hi);
+        let f: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.generator == "model" && r.n == 5 && r.train_step == 50)
+            .map(|r| r.nn_frac_memorized)
+            .collect();
+        assert!((c.f_mem - f.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+        let (md, files) = report_dir(&whole).unwrap();
+        assert!(md.contains("## Two training sets"), "{md}");
+        assert!(md.contains("| gmm | 8 | 1 | 10 | 5 | 50 | 3 |"), "{md}");
+        let summary = std::fs::read_to_string(whole.report_dir().join("summary.md")).unwrap();
+        assert!(summary.contains("## Two training sets"));
+        for f in [
+            "pairs_summary.csv",
+            "pair_vs_n_gmm_px8_c1_s10.png",
+            "pair_vs_step_gmm_px8_c1_s10.svg",
+        ] {
+            assert!(files.iter().any(|x| x.ends_with(f)), "{f}: {files:?}");
+        }
 
         let resumed = SweepDir::new(tmp.path().join("resumed"));
         let part = RunOptions {
