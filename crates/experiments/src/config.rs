@@ -629,4 +629,18 @@ mod tests {
         let mut c: SweepConfig = parse_toml("train_steps = 5\n[train]\nepochs = 3").unwrap();
         assert_eq!(c.validate().unwrap_err().field, "train_steps");
     }
+
+    #[test]
+    fn the_pair_config_loads_and_pair_defaults_to_off() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/pair.toml");
+        let mut c: SweepConfig = memdiff_data::config::load_toml(Path::new(path)).unwrap();
+        c.validate().unwrap();
+        assert!(c.pair && c.has_model());
+        assert_eq!(c.snapshots().last(), Some(&12000));
+        assert!(!SweepConfig::default().pair);
+        // pair is part of the fingerprint: a folder run without it is not resumed with it.
+        let mut off = c.clone();
+        off.pair = false;
+        assert_ne!(off.fingerprint(), c.fingerprint());
+    }
 }
