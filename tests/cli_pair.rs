@@ -89,7 +89,12 @@ fn pair_with_itself_is_one_and_two_checkpoints_are_finite() {
         "--generate",
         "2",
     ]);
-    assert!(text.contains("paired (A_i, B_i)             0.0000 [0.0000, 0.0000]   1.0000 [1.0000, 1.0000]"), "{text}");
+    assert!(
+        text.contains(
+            "paired (A_i, B_i)             0.0000 [0.0000, 0.0000]   1.0000 [1.0000, 1.0000]"
+        ),
+        "{text}"
+    );
     // --pair-with needs --checkpoint; data flags are refused.
     let o = memdiff(&["eval", "--pair-with", a.to_str().unwrap()]);
     let e = String::from_utf8_lossy(&o.stderr);
@@ -103,5 +108,8 @@ fn pair_with_itself_is_one_and_two_checkpoints_are_finite() {
         "--generator",
         "copy",
     ]);
-    assert!(e.contains("drop --train / --generated / --generator"), "{e}");
+    assert!(
+        e.contains("drop --train / --generated / --generator"),
+        "{e}"
+    );
 }

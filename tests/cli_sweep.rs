@@ -396,8 +396,10 @@ fn bad_snapshot_schedules_name_the_key() {
 #[test]
 fn pair_sweep_kill_resume_and_report() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = tiny_snapshots()
-        .replace("save_images = 2", "save_images = 2\npair = true\ngenerators = [\"model\", \"copy\"]");
+    let text = tiny_snapshots().replace(
+        "save_images = 2",
+        "save_images = 2\npair = true\ngenerators = [\"model\", \"copy\"]",
+    );
     let cfg = write_config(tmp.path(), &text);
     let cfg = cfg.to_str().unwrap();
     let whole = tmp.path().join("whole");
@@ -425,13 +427,18 @@ fn pair_sweep_kill_resume_and_report() {
         ] {
             assert!(x(k).is_finite(), "{k} in {l}");
         }
-        assert!(x("dist_lo") <= x("dist") && x("dist") <= x("dist_hi"), "{l}");
+        assert!(
+            x("dist_lo") <= x("dist") && x("dist") <= x("dist_hi"),
+            "{l}"
+        );
         assert!(x("similarity_lo") <= x("similarity") && x("similarity") <= x("similarity_hi"));
         assert!(x("similarity").abs() <= 1.0 && x("copy_dist") >= 0.0 && x("floor_dist") > 0.0);
         assert_ne!(f[col("seed")], f[col("seed_pair")]);
         assert_eq!(f[col("n_generated")], "4");
         // The unit's model rows in results.csv carry the same T seed.
-        assert!(t.iter().any(|r| r.contains(&format!(",{},", f[col("seed")]))));
+        assert!(t
+            .iter()
+            .any(|r| r.contains(&format!(",{},", f[col("seed")]))));
     }
     assert!(out.contains("## Two training sets"), "{out}");
     for f in [
@@ -442,7 +449,10 @@ fn pair_sweep_kill_resume_and_report() {
         assert!(whole.join(f).is_file(), "missing {f}");
     }
     let summary = std::fs::read_to_string(whole.join("report/summary.md")).unwrap();
-    assert!(summary.contains("| gmm | 8 | 1 | 3 | 8 | 6 | 2 |"), "{summary}");
+    assert!(
+        summary.contains("| gmm | 8 | 1 | 3 | 8 | 6 | 2 |"),
+        "{summary}"
+    );
 
     // A real kill after the first finished unit, then the same command: the same pair rows.
     let resumed = tmp.path().join("resumed");

@@ -225,50 +225,52 @@ pub fn cells(pairs: &[PairRow], rows: &[crate::SimRow]) -> Vec<PairCell> {
         .push(p);
     }
     by.into_iter()
-        .map(|((data, px, protocol, components, steps, n, train_step), v)| {
-            let model: Vec<&crate::SimRow> = rows
-                .iter()
-                .filter(|r| {
-                    r.generator == "model"
-                        && r.data == data
-                        && r.px == px
-                        && r.protocol == protocol
-                        && r.components == components
-                        && r.steps == steps
-                        && r.n == n
-                        && r.train_step == train_step
-                        && v.iter().any(|p| p.sim == r.sim)
-                })
-                .collect();
-            let sims: Vec<f64> = v.iter().map(|p| p.similarity).collect();
-            let ms = memdiff_metrics::stats::mean_se(&sims);
-            let (lo, hi) = if v.len() >= 2 {
-                let h = memdiff_metrics::stats::Z95 * ms.se;
-                ((ms.mean - h).max(-1.0), (ms.mean + h).min(1.0))
-            } else {
-                (v[0].similarity_lo, v[0].similarity_hi)
-            };
-            PairCell {
-                data,
-                px,
-                protocol,
-                components,
-                steps,
-                n,
-                train_step,
-                sims: v.len(),
-                dist: mean(v.iter().map(|p| p.dist)),
-                similarity: ms.mean,
-                similarity_lo: lo,
-                similarity_hi: hi,
-                floor_dist: mean(v.iter().map(|p| p.floor_dist)),
-                floor_similarity: mean(v.iter().map(|p| p.floor_similarity)),
-                copy_dist: mean(v.iter().map(|p| p.copy_dist)),
-                copy_similarity: mean(v.iter().map(|p| p.copy_similarity)),
-                f_mem: mean(model.iter().map(|r| r.nn_frac_memorized)),
-                delta_u: mean(model.iter().map(|r| r.delta_unbiased)),
-            }
-        })
+        .map(
+            |((data, px, protocol, components, steps, n, train_step), v)| {
+                let model: Vec<&crate::SimRow> = rows
+                    .iter()
+                    .filter(|r| {
+                        r.generator == "model"
+                            && r.data == data
+                            && r.px == px
+                            && r.protocol == protocol
+                            && r.components == components
+                            && r.steps == steps
+                            && r.n == n
+                            && r.train_step == train_step
+                            && v.iter().any(|p| p.sim == r.sim)
+                    })
+                    .collect();
+                let sims: Vec<f64> = v.iter().map(|p| p.similarity).collect();
+                let ms = memdiff_metrics::stats::mean_se(&sims);
+                let (lo, hi) = if v.len() >= 2 {
+                    let h = memdiff_metrics::stats::Z95 * ms.se;
+                    ((ms.mean - h).max(-1.0), (ms.mean + h).min(1.0))
+                } else {
+                    (v[0].similarity_lo, v[0].similarity_hi)
+                };
+                PairCell {
+                    data,
+                    px,
+                    protocol,
+                    components,
+                    steps,
+                    n,
+                    train_step,
+                    sims: v.len(),
+                    dist: mean(v.iter().map(|p| p.dist)),
+                    similarity: ms.mean,
+                    similarity_lo: lo,
+                    similarity_hi: hi,
+                    floor_dist: mean(v.iter().map(|p| p.floor_dist)),
+                    floor_similarity: mean(v.iter().map(|p| p.floor_similarity)),
+                    copy_dist: mean(v.iter().map(|p| p.copy_dist)),
+                    copy_similarity: mean(v.iter().map(|p| p.copy_similarity)),
+                    f_mem: mean(model.iter().map(|r| r.nn_frac_memorized)),
+                    delta_u: mean(model.iter().map(|r| r.delta_unbiased)),
+                }
+            },
+        )
         .collect()
 }
 

@@ -438,14 +438,20 @@ pub fn pair_plots(
                 .with_color(0),
         );
         a.series.push(
-            Series::line("floor (independent data pairs)", xs(&|c| c.floor_similarity))
-                .dashed()
-                .with_color(7),
+            Series::line(
+                "floor (independent data pairs)",
+                xs(&|c| c.floor_similarity),
+            )
+            .dashed()
+            .with_color(7),
         );
         a.series.push(
-            Series::line("copy level (nearest training image)", xs(&|c| c.copy_similarity))
-                .dashed()
-                .with_color(3),
+            Series::line(
+                "copy level (nearest training image)",
+                xs(&|c| c.copy_similarity),
+            )
+            .dashed()
+            .with_color(3),
         );
         let mut b = panel(
             format!("f_mem — {label}, step {last}"),
@@ -477,7 +483,11 @@ pub fn pair_plots(
                     "optimizer step",
                     "centred cosine similarity",
                 ),
-                panel(format!("f_mem — {label}"), "optimizer step", "f_mem (d1/d2 < 1/3)"),
+                panel(
+                    format!("f_mem — {label}"),
+                    "optimizer step",
+                    "f_mem (d1/d2 < 1/3)",
+                ),
                 panel(format!("Δ_U — {label}"), "optimizer step", "mean Δ_U"),
             ];
             panels[1].y_range = Some((-0.02, 1.02));

@@ -418,7 +418,10 @@ mod tests {
                 p.similarity_lo <= p.floor_similarity && p.floor_similarity <= p.similarity_hi,
                 "{p:?}"
             );
-            assert!(p.dist_lo <= p.floor_dist && p.floor_dist <= p.dist_hi, "{p:?}");
+            assert!(
+                p.dist_lo <= p.floor_dist && p.floor_dist <= p.dist_hi,
+                "{p:?}"
+            );
         }
     }
 

@@ -552,7 +552,10 @@ impl SimContext {
             if a.step != b.step {
                 return Err(SimError::Data {
                     unit: u.id(),
-                    message: format!("networks A and B sampled at steps {} and {}", a.step, b.step),
+                    message: format!(
+                        "networks A and B sampled at steps {} and {}",
+                        a.step, b.step
+                    ),
                 });
             }
             let m = reference

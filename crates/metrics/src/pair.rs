@@ -218,7 +218,9 @@ mod tests {
 
     /// A deterministic pseudo-random set (n x d) in [0, 1).
     fn set(n: usize, d: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n * d)
             .map(|_| {
                 s = s
@@ -269,7 +271,10 @@ mod tests {
         let (dd, s) = pair_values(&a[2..4], &b[2..4], &[1.0, 0.0]);
         assert!((dd - s2).abs() < 1e-15 && (s - 2.0 / 5f64.sqrt()).abs() < 1e-15);
         assert_eq!(pair_values(&[1.0, 0.0], &[0.0, 1.0], &[1.0, 0.0]).1, 0.0);
-        assert_eq!(pair_values(&[1.0, 0.0], &[1.0, 0.0], &[1.0, 0.0]), (0.0, 1.0));
+        assert_eq!(
+            pair_values(&[1.0, 0.0], &[1.0, 0.0], &[1.0, 0.0]),
+            (0.0, 1.0)
+        );
         // One pair: the interval is the value.
         let p = paired(&a[..2], &b[..2], 1, 2, &[0.0, 0.0]).unwrap();
         assert_eq!((p.dist_lo, p.dist_hi), (s2, s2));
@@ -358,11 +363,25 @@ mod tests {
         assert_eq!((l.m, l.dist, l.similarity), (4, 0.0, 1.0));
         // T = {(0,0), (2,0)}, G = {(0.5,0), (2,1)}: nearest (0,0) at 0.5 and (2,0) at 1.
         // Centre (1, 0): cosines (-0.5·-1)/(0.5·1) = 1 and (1·1)/(sqrt2·1) = 1/sqrt2.
-        let l = copy_level(&[0.5, 0.0, 2.0, 1.0], 2, &[0.0, 0.0, 2.0, 0.0], 2, 2, &[1.0, 0.0])
-            .unwrap();
+        let l = copy_level(
+            &[0.5, 0.0, 2.0, 1.0],
+            2,
+            &[0.0, 0.0, 2.0, 0.0],
+            2,
+            2,
+            &[1.0, 0.0],
+        )
+        .unwrap();
         assert!((l.dist - 0.75).abs() < 1e-15);
         assert!((l.similarity - (1.0 + 0.5f64.sqrt()) / 2.0).abs() < 1e-15);
-        let both = pool(&l, &Level { m: 6, dist: 1.75, similarity: 0.0 });
+        let both = pool(
+            &l,
+            &Level {
+                m: 6,
+                dist: 1.75,
+                similarity: 0.0,
+            },
+        );
         assert_eq!(both.m, 8);
         assert!((both.dist - (2.0 * 0.75 + 6.0 * 1.75) / 8.0).abs() < 1e-15);
     }
@@ -371,7 +390,10 @@ mod tests {
     fn bad_shapes_and_values_are_named() {
         let c = [0.0, 0.0];
         let e = paired(&[0.0, 1.0, 2.0], &[0.0, 1.0], 1, 2, &c).unwrap_err();
-        assert_eq!(e.to_string(), "first sample set: 3 values is not 1 samples x 2 pixels");
+        assert_eq!(
+            e.to_string(),
+            "first sample set: 3 values is not 1 samples x 2 pixels"
+        );
         let e = paired(&[0.0, 1.0], &[0.0, f64::NAN], 1, 2, &c).unwrap_err();
         assert_eq!(
             e.to_string(),
