@@ -607,6 +607,51 @@ mod tests {
     }
 
     #[test]
+    fn mnist_pair_draws_a_second_training_set_apart_from_o_t_and_the_oracle() {
+        let images = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/mnist/mnist-10k-images-idx3-ubyte.gz"
+        );
+        let mut c = SweepConfig {
+            data: crate::config::DataKind::Mnist,
+            px: 8,
+            n: vec![20],
+            sims: 1,
+            n_original: 300,
+            generated: 5,
+            generators: vec!["model".into(), "oracle".into()],
+            save_images: 0,
+            pair: true,
+            mnist: crate::config::MnistSettings {
+                images: images.into(),
+                dir: None,
+                pad: false,
+            },
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        let ctx = crate::sim::SimContext::new(c.clone()).unwrap();
+        let u = units(&c)[0];
+        let seeds = crate::grid::SimSeeds::new(&c, &u);
+        let (o, t, oracle) = ctx.draw(&u, &seeds).unwrap();
+        let t2 = ctx.draw_pair_train(&u, &seeds).unwrap();
+        assert_eq!(t2.n, 20);
+        // No image of T' is an image of O, T or the oracle's draw (the pool's distinct images).
+        for set in [&o, &t, oracle.as_ref().unwrap()] {
+            for i in 0..t2.n {
+                assert!((0..set.n).all(|j| set.row(j) != t2.row(i)));
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let d = SweepDir::new(tmp.path());
+        run_sweep(c, &d, &opts(), &mut FakeModel).unwrap();
+        let pairs = crate::store::read_pairs(&d.pairs()).unwrap();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!((pairs[0].components, pairs[0].n_train), (0, 20));
+        assert!(pairs[0].floor_dist > 0.0 && pairs[0].similarity.is_finite());
+    }
+
+    #[test]
     fn mnist_is_dequantised_by_default_and_says_so() {
         let images = concat!(
             env!("CARGO_MANIFEST_DIR"),
