@@ -154,7 +154,8 @@ pub struct SweepConfig {
     /// Generated images saved (with their nearest training images) per grid point, from sim 0.
     pub save_images: usize,
     /// The two-training-sets test (docs/METHOD.md §7b): every model simulation also trains a
-    /// second network, same settings, on an independent training set of the same n, and at
+    /// second network, same settings but its own initialisation, on an independent training
+    /// set of the same n, and at
     /// every snapshot both sample from the same noise; their paired distance and similarity go
     /// to `pairs.csv`. Doubles the training cost. Needs the model generator.
     pub pair: bool,

@@ -172,6 +172,9 @@ pub struct SimSeeds {
     pub reference: u64,
     /// Network training (model units).
     pub training: u64,
+    /// The second network's initialisation and training draws (`pair = true`): its own, so
+    /// that two barely trained networks do not agree merely through a shared initialisation.
+    pub pair_training: u64,
     /// Sampling (model units).
     pub sampling: u64,
 }
@@ -196,6 +199,7 @@ impl SimSeeds {
             pair_train_set: derive_seed(base, "train-set-pair", &[c, n, sim]),
             reference: derive_seed(base, "reference", &[c, n, sim]),
             training: derive_seed(base, "training", &[c, n, s, sim]),
+            pair_training: derive_seed(base, "training-pair", &[c, n, s, sim]),
             sampling: derive_seed(base, "sampling", &[c, n, s, sim]),
         }
     }

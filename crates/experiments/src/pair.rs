@@ -3,7 +3,8 @@
 //!
 //! The statistics are `memdiff_metrics::pair`'s; this module fixes what they are computed on:
 //! - the pair: network A's samples (trained on T, the unit's training set) against network B's
-//!   (trained on T', an independent draw of the same size, seed `SimSeeds::pair_train_set`),
+//!   (trained on T', an independent draw of the same size, seed `SimSeeds::pair_train_set`,
+//!   from its own initialisation, `SimSeeds::pair_training`),
 //!   both sampled with the unit's sampling seed, so sample i of each starts from the same noise;
 //!   the samples as the network returns them (values in [0, 1], no dequantisation noise);
 //! - the centre of the similarity: the per-pixel mean of the unit's O (the data);

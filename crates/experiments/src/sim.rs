@@ -502,7 +502,8 @@ impl SimContext {
     }
 
     /// The two-training-sets test of one model unit (`crate::pair`): trains network B on a
-    /// second training set with A's job (same settings, seeds and noise) and measures every
+    /// second training set with A's job (same settings and sampling noise, its own training
+    /// seed) and measures every
     /// snapshot pair against the unit's centre and floor. `t` is the T network A trained on.
     #[allow(clippy::too_many_arguments)]
     fn pair_rows(
@@ -530,8 +531,12 @@ impl SimContext {
         let t_b = policy_b
             .apply(&t_b_raw, Role::Train)
             .select(&(0..t.n).collect::<Vec<_>>());
+        let job_b = ModelJob {
+            train_seed: seeds.pair_training,
+            ..job.clone()
+        };
         let out_b = runner
-            .train_and_sample(job, &t_b.map(|v| v as f32))
+            .train_and_sample(&job_b, &t_b.map(|v| v as f32))
             .map_err(|source| SimError::Model {
                 unit: u.id(),
                 source,
