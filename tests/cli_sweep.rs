@@ -417,3 +417,78 @@ fn bad_snapshot_schedules_name_the_key() {
         assert!(!e.contains("panicked"), "{e}");
     }
 }
+
+#[test]
+fn pair_sweep_kill_resume_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tiny_snapshots().replace(
+        "save_images = 2",
+        "save_images = 2\npair = true\ngenerators = [\"model\", \"copy\"]",
+    );
+    let cfg = write_config(tmp.path(), &text);
+    let cfg = cfg.to_str().unwrap();
+    let whole = tmp.path().join("whole");
+    let out = ok(&memdiff(
+        &["sweep", "--config", cfg, "--out", whole.to_str().unwrap()],
+        tmp.path(),
+    ));
+    let pairs = std::fs::read_to_string(whole.join("pairs.csv")).unwrap();
+    let lines: Vec<&str> = pairs.lines().collect();
+    // 4 units x 3 snapshots.
+    assert_eq!(lines.len(), 1 + 12, "{pairs}");
+    let hdr: Vec<&str> = lines[0].split(',').collect();
+    let col = |name: &str| hdr.iter().position(|h| *h == name).unwrap();
+    let t = table(&whole);
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        let x = |name: &str| f[col(name)].parse::<f64>().unwrap();
+        for k in [
+            "dist",
+            "similarity",
+            "floor_dist",
+            "floor_similarity",
+            "copy_dist",
+            "copy_similarity",
+        ] {
+            assert!(x(k).is_finite(), "{k} in {l}");
+        }
+        assert!(
+            x("dist_lo") <= x("dist") && x("dist") <= x("dist_hi"),
+            "{l}"
+        );
+        assert!(x("similarity_lo") <= x("similarity") && x("similarity") <= x("similarity_hi"));
+        assert!(x("similarity").abs() <= 1.0 && x("copy_dist") >= 0.0 && x("floor_dist") > 0.0);
+        assert_ne!(f[col("seed")], f[col("seed_pair")]);
+        assert_eq!(f[col("n_generated")], "4");
+        // The unit's model rows in results.csv carry the same T seed.
+        assert!(t
+            .iter()
+            .any(|r| r.contains(&format!(",{},", f[col("seed")]))));
+    }
+    assert!(out.contains("## Two training sets"), "{out}");
+    for f in [
+        "report/pairs_summary.csv",
+        "report/pair_vs_n_gmm_px8_c1_s3.png",
+        "report/pair_vs_step_gmm_px8_c1_s3.svg",
+    ] {
+        assert!(whole.join(f).is_file(), "missing {f}");
+    }
+    let summary = std::fs::read_to_string(whole.join("report/summary.md")).unwrap();
+    assert!(
+        summary.contains("| gmm | 8 | 1 | 3 | 8 | 6 | 2 |"),
+        "{summary}"
+    );
+
+    // A real kill after the first finished unit, then the same command: the same pair rows.
+    let resumed = tmp.path().join("resumed");
+    kill_after_first_unit(cfg, &resumed, tmp.path());
+    ok(&memdiff(
+        &["sweep", "--config", cfg, "--out", resumed.to_str().unwrap()],
+        tmp.path(),
+    ));
+    assert_eq!(
+        std::fs::read_to_string(resumed.join("pairs.csv")).unwrap(),
+        pairs
+    );
+    assert_eq!(table(&resumed), t);
+}

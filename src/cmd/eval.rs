@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 /// Example: memdiff eval --original O.npy --train T.npy --generated G.npy --json
 /// Example: memdiff eval --original O.npy --train T.npy --generator oracle --g 10
 /// Example: memdiff eval summarize runs/quick/results.csv
+/// Example: memdiff eval --checkpoint A --pair-with B --generate 100 --seed 42
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct EvalArgs {
@@ -116,6 +117,12 @@ pub struct EvalArgs {
     /// --dequantize gives the same numbers.
     #[arg(long, value_name = "DIR", requires = "checkpoint")]
     pub save_sets: Option<PathBuf>,
+    /// With --checkpoint A: the two-training-sets test (docs/METHOD.md §7b) against checkpoint
+    /// B: both generate --generate images from the same noise (--seed); prints their paired
+    /// L2 distance and centred cosine similarity (95 % interval), the floor (independent data
+    /// pairs from --original or A's default original set) and the copy level.
+    #[arg(long, value_name = "DIR", requires = "checkpoint")]
+    pub pair_with: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,6 +145,9 @@ pub struct SummarizeArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(EvalSub::Summarize(s)) = &args.sub {
         return run_summarize(s);
+    }
+    if args.pair_with.is_some() {
+        return crate::cmd::pair::run(&args);
     }
     if args.checkpoint.is_some() {
         return crate::cmd::audit::run(&args);

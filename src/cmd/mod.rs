@@ -11,6 +11,7 @@ pub mod eval;
 pub mod export;
 pub mod linear;
 pub mod model;
+pub mod pair;
 pub mod report;
 pub mod sample;
 pub mod sweep;

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 /// Aggregate a sweep folder (its results.csv) into DIR/report/: summary.csv, summary.md, eta.csv
 /// and the plots (SVG + PNG): P(Δ>0) and P(Δ_U>0) vs n with Wilson bands and the oracle / copy
-/// null curves, Ê_OG vs n, η vs C, generated samples beside their nearest training images.
-/// Prints the Markdown table.
+/// null curves, Ê_OG vs n, η vs C, generated samples beside their nearest training images;
+/// with a pairs.csv (`pair = true`), the two-training-sets table and figures. Prints the
+/// Markdown table.
 ///
 /// Example: memdiff report out/sweeps/quick
 #[derive(Args, Debug)]
@@ -36,14 +37,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         .with_context(|| "reading the results table (run `memdiff sweep` first)".to_string())?;
     let dir = SweepDir::new(&root);
     let out = args.out.unwrap_or_else(|| dir.report_dir());
-    let samples = dir.samples();
-    let (md, files) = memdiff_experiments::report::write_report(
-        &rows,
-        &out,
-        samples.is_dir().then_some(samples.as_path()),
-        &dir.verdict_rule(),
-    )
-    .with_context(|| format!("writing the report into {}", out.display()))?;
+    let (md, files) = memdiff_experiments::run::report_rows(&dir, &rows, &out)
+        .with_context(|| format!("writing the report into {}", out.display()))?;
     println!("{md}");
     eprintln!("report: {} files in {}", files.len(), out.display());
     Ok(())

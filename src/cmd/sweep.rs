@@ -17,7 +17,9 @@ use memdiff_schedule::{Form, Indexing, Schedule};
 use std::path::{Path, PathBuf};
 
 /// Run (or resume) a sweep: every simulation trains a fresh model on a fresh T and is measured
-/// beside the reference generators (oracle, copy, copy+noise) on the same O and T.
+/// beside the reference generators (oracle, copy, copy+noise) on the same O and T. With
+/// `pair = true` in the config, a second network trains on an independent T' of the same n and
+/// both sample from the same noise: OUT/pairs.csv and the report's "Two training sets" table.
 ///
 /// Running the same command again skips finished simulations (one file per finished unit under
 /// OUT/sims/). `--shard i/k` runs every k-th unit (i from 0: a SLURM array task id or a
@@ -218,6 +220,8 @@ fn load_config(args: &SweepArgs) -> anyhow::Result<(SweepConfig, PathBuf)> {
     }
     if args.no_model {
         cfg.generators.retain(|g| g != "model");
+        // No network, no pair of networks.
+        cfg.pair = false;
     }
     if let Some(d) = args.dequantize {
         cfg.dequantize = d;

@@ -153,6 +153,12 @@ pub struct SweepConfig {
     pub nn: bool,
     /// Generated images saved (with their nearest training images) per grid point, from sim 0.
     pub save_images: usize,
+    /// The two-training-sets test (docs/METHOD.md §7b): every model simulation also trains a
+    /// second network, same settings but its own initialisation, on an independent training
+    /// set of the same n, and at
+    /// every snapshot both sample from the same noise; their paired distance and similarity go
+    /// to `pairs.csv`. Doubles the training cost. Needs the model generator.
+    pub pair: bool,
     pub gmm: GmmSettings,
     pub mnist: MnistSettings,
     /// Passed to the trainer (`TrainConfig`); px, steps, seed are set per run.
@@ -280,6 +286,7 @@ impl Default for SweepConfig {
             dequantize: Dequantize::Auto,
             nn: true,
             save_images: 8,
+            pair: false,
             gmm: GmmSettings::default(),
             mnist: MnistSettings::default(),
             train: toml::Table::new(),
@@ -415,6 +422,12 @@ impl SweepConfig {
                 )
             })?;
             e.resolve(budget).map_err(|m| bad("eval_at", m))?;
+        }
+        if self.pair && !self.has_model() {
+            return Err(bad(
+                "pair",
+                "the two-training-sets test compares two networks: add \"model\" to generators",
+            ));
         }
         self.verdict
             .validate()
@@ -612,5 +625,19 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "train_steps");
         let mut c: SweepConfig = parse_toml("train_steps = 5\n[train]\nepochs = 3").unwrap();
         assert_eq!(c.validate().unwrap_err().field, "train_steps");
+    }
+
+    #[test]
+    fn the_pair_config_loads_and_pair_defaults_to_off() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/pair.toml");
+        let mut c: SweepConfig = memdiff_data::config::load_toml(Path::new(path)).unwrap();
+        c.validate().unwrap();
+        assert!(c.pair && c.has_model());
+        assert_eq!(c.snapshots().last(), Some(&12000));
+        assert!(!SweepConfig::default().pair);
+        // pair is part of the fingerprint: a folder run without it is not resumed with it.
+        let mut off = c.clone();
+        off.pair = false;
+        assert_ne!(off.fingerprint(), c.fingerprint());
     }
 }

@@ -163,6 +163,8 @@ pub struct SimSeeds {
     pub original: u64,
     /// T (also the MNIST pool permutation for T / oracle).
     pub train_set: u64,
+    /// The second, independent training set of the two-training-sets test (`pair = true`).
+    pub pair_train_set: u64,
     /// Reference generators (the oracle's draw, the copy's row choice, its noise) and the
     /// dequantisation noise of O, T and G (`memdiff_data::quantize`): the seed `eval --seed`
     /// takes for the same sets. Shared across s, so the reference rows of one simulation are the
@@ -170,6 +172,9 @@ pub struct SimSeeds {
     pub reference: u64,
     /// Network training (model units).
     pub training: u64,
+    /// The second network's initialisation and training draws (`pair = true`): its own, so
+    /// that two barely trained networks do not agree merely through a shared initialisation.
+    pub pair_training: u64,
     /// Sampling (model units).
     pub sampling: u64,
 }
@@ -191,8 +196,10 @@ impl SimSeeds {
         SimSeeds {
             original,
             train_set: derive_seed(base, "train-set", &[c, n, sim]),
+            pair_train_set: derive_seed(base, "train-set-pair", &[c, n, sim]),
             reference: derive_seed(base, "reference", &[c, n, sim]),
             training: derive_seed(base, "training", &[c, n, s, sim]),
+            pair_training: derive_seed(base, "training-pair", &[c, n, s, sim]),
             sampling: derive_seed(base, "sampling", &[c, n, s, sim]),
         }
     }

@@ -4,6 +4,7 @@
 //! - [`config::SweepConfig`]: the strict settings file (`configs/*.toml`);
 //! - [`grid`]: the units of work, their seeds, `--shard i/k`;
 //! - [`sim`]: one unit (draw O and T, generators, metric), the network behind [`sim::ModelRunner`];
+//! - [`pair`]: the two-training-sets test (`pair = true`): `pairs.csv` rows and their table;
 //! - [`store`]: the sweep folder (one atomic file per finished unit, results.csv, merge);
 //! - [`probe`]: one training run measured at snapshots (`memdiff train --eval-at`);
 //! - [`run`]: the driver; [`report`] and [`plots`]: the aggregated table and figures.
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod grid;
 pub mod metric;
+pub mod pair;
 pub mod plots;
 pub mod probe;
 pub mod report;

@@ -15,6 +15,12 @@
 //! - `tau_mem_vs_n`: τ_mem against n (log–log) with bootstrap intervals, the fitted power law
 //!   and the slope-1 reference line.
 //!
+//! and, for sweeps with `pair = true`, one per (data, px, protocol, C, s):
+//! - `pair_vs_n`: three panels — the two networks' paired similarity against n (95 % band,
+//!   floor and copy level dashed), f_mem against n, mean Δ_U against n — at the last snapshot;
+//! - `pair_vs_step` (with 2 or more snapshots): the same three against the optimizer step, one
+//!   line per n.
+//!
 //! The P(Δ>0)-versus-n figures use the last snapshot of each n.
 
 use crate::report::{Report, ReportError, ReportRow, ALPHA};
@@ -380,6 +386,138 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
             .with_color(7),
         );
         files.extend(p.save(&out.join(format!("tau_mem_vs_n_{stem}")))?);
+    }
+    Ok(files)
+}
+
+/// The two-training-sets figures (module doc) of the pair table's cells.
+pub fn pair_plots(
+    cells: &[crate::pair::PairCell],
+    out: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut fam: BTreeMap<_, Vec<&crate::pair::PairCell>> = BTreeMap::new();
+    for c in cells {
+        fam.entry(c.family()).or_default().push(c);
+    }
+    let mut files = Vec::new();
+    for ((data, px, protocol, comp, steps), v) in fam {
+        let label = format!("{data} px {px} C={comp} s={steps}");
+        let mut stem = format!("{data}_px{px}_c{comp}_s{steps}");
+        if protocol != "default" {
+            stem.push_str(&format!("_{protocol}"));
+        }
+        let last = v.iter().map(|c| c.train_step).max().unwrap_or(0);
+        let mut ns: Vec<u64> = v.iter().map(|c| c.n).collect();
+        ns.sort_unstable();
+        ns.dedup();
+        let mut at_last: Vec<_> = v.iter().filter(|c| c.train_step == last).collect();
+        at_last.sort_by_key(|c| c.n);
+        let panel = |title: String, x: &str, y: &str| {
+            let mut p = LinePlot::new(title, x, y);
+            p.log_x = true;
+            p.size = (640, 520);
+            p
+        };
+        let xs = |f: &dyn Fn(&crate::pair::PairCell) -> f64| -> Vec<(f64, f64)> {
+            at_last.iter().map(|c| (c.n as f64, f(c))).collect()
+        };
+        let mut a = panel(
+            format!("paired similarity — {label}, step {last}"),
+            "training-set size n",
+            "centred cosine similarity",
+        );
+        a.legend = LegendPos::LowerLeft;
+        a.series.push(
+            Series::line_and_points("two networks, same noise", xs(&|c| c.similarity))
+                .with_band(
+                    at_last
+                        .iter()
+                        .map(|c| (c.n as f64, c.similarity_lo, c.similarity_hi))
+                        .collect(),
+                )
+                .with_color(0),
+        );
+        a.series.push(
+            Series::line(
+                "floor (independent data pairs)",
+                xs(&|c| c.floor_similarity),
+            )
+            .dashed()
+            .with_color(7),
+        );
+        a.series.push(
+            Series::line(
+                "copy level (nearest training image)",
+                xs(&|c| c.copy_similarity),
+            )
+            .dashed()
+            .with_color(3),
+        );
+        let mut b = panel(
+            format!("f_mem — {label}, step {last}"),
+            "training-set size n",
+            "f_mem (d1/d2 < 1/3)",
+        );
+        b.y_range = Some((-0.02, 1.02));
+        b.series
+            .push(Series::line_and_points("model", xs(&|c| c.f_mem)).with_color(1));
+        let mut d = panel(
+            format!("Δ_U — {label}, step {last}"),
+            "training-set size n",
+            "mean Δ_U",
+        );
+        d.series
+            .push(Series::line_and_points("model", xs(&|c| c.delta_u)).with_color(2));
+        files.extend(memdiff_plot::save_row(
+            &[a, b, d],
+            &out.join(format!("pair_vs_n_{stem}")),
+        )?);
+
+        let mut steps_seen: Vec<u64> = v.iter().map(|c| c.train_step).collect();
+        steps_seen.sort_unstable();
+        steps_seen.dedup();
+        if steps_seen.len() >= 2 {
+            let mut panels = [
+                panel(
+                    format!("paired similarity — {label}"),
+                    "optimizer step",
+                    "centred cosine similarity",
+                ),
+                panel(
+                    format!("f_mem — {label}"),
+                    "optimizer step",
+                    "f_mem (d1/d2 < 1/3)",
+                ),
+                panel(format!("Δ_U — {label}"), "optimizer step", "mean Δ_U"),
+            ];
+            panels[1].y_range = Some((-0.02, 1.02));
+            for (i, n) in ns.iter().enumerate() {
+                let mut c: Vec<_> = v.iter().filter(|c| c.n == *n).collect();
+                c.sort_by_key(|c| c.train_step);
+                let pts = |f: &dyn Fn(&crate::pair::PairCell) -> f64| -> Vec<(f64, f64)> {
+                    c.iter().map(|c| (c.train_step as f64, f(c))).collect()
+                };
+                panels[0].series.push(
+                    Series::line_and_points(format!("n = {n}"), pts(&|c| c.similarity))
+                        .with_band(
+                            c.iter()
+                                .map(|c| (c.train_step as f64, c.similarity_lo, c.similarity_hi))
+                                .collect(),
+                        )
+                        .with_color(i),
+                );
+                panels[1].series.push(
+                    Series::line_and_points(format!("n = {n}"), pts(&|c| c.f_mem)).with_color(i),
+                );
+                panels[2].series.push(
+                    Series::line_and_points(format!("n = {n}"), pts(&|c| c.delta_u)).with_color(i),
+                );
+            }
+            files.extend(memdiff_plot::save_row(
+                &panels,
+                &out.join(format!("pair_vs_step_{stem}")),
+            )?);
+        }
     }
     Ok(files)
 }

@@ -78,8 +78,8 @@ pub fn run_sweep(
         let mut ctx = unit_context(cfg, dir)?;
         for u in todo {
             bar.set_message(u.id());
-            let rows = ctx.run_unit(u, runner)?;
-            dir.write_unit(u, &rows)?;
+            let out = ctx.run_unit(u, runner)?;
+            write_unit(cfg, dir, u, &out)?;
             bar.inc(1);
         }
         Ok(todo.len())
@@ -121,7 +121,7 @@ pub fn run_sweep_concurrent(
                     let written = ctx
                         .run_unit(u, runner.as_mut())
                         .map_err(SweepError::from)
-                        .and_then(|rows| Ok(dir.write_unit(u, &rows)?));
+                        .and_then(|out| write_unit(cfg, dir, u, &out));
                     if let Err(e) = written {
                         stop.store(true, Ordering::SeqCst);
                         return Err((i, e));
@@ -167,6 +167,21 @@ pub fn run_sweep_concurrent(
             None => Ok(computed),
         }
     })
+}
+
+/// Writes a finished unit: its pair rows first (with `pair`), then its results file, whose
+/// existence marks the unit finished.
+fn write_unit(
+    cfg: &SweepConfig,
+    dir: &SweepDir,
+    u: &Unit,
+    out: &crate::sim::UnitRows,
+) -> Result<(), SweepError> {
+    if cfg.pair {
+        dir.write_pairs(u, &out.pairs)?;
+    }
+    dir.write_unit(u, &out.rows)?;
+    Ok(())
 }
 
 /// The state one worker computes units with.
@@ -233,19 +248,45 @@ pub fn run_one(
         return Err(SweepError::NotInGrid(id.to_string()));
     }
     let mut ctx = SimContext::new(cfg)?;
-    Ok(ctx.run_unit(&u, runner)?)
+    Ok(ctx.run_unit(&u, runner)?.rows)
 }
 
 /// Writes the report of a sweep folder (`DIR/report/`); returns the Markdown table and files.
 pub fn report_dir(dir: &SweepDir) -> Result<(String, Vec<std::path::PathBuf>), SweepError> {
     let rows = crate::store::read_rows(&dir.results())?;
+    report_rows(dir, &rows, &dir.report_dir())
+}
+
+/// Writes the report of `rows` (results.csv of the sweep folder `dir`: its saved samples, its
+/// verdict rule and, under `pair = true`, its pairs.csv) into `out`.
+pub fn report_rows(
+    dir: &SweepDir,
+    rows: &[SimRow],
+    out: &std::path::Path,
+) -> Result<(String, Vec<std::path::PathBuf>), SweepError> {
     let samples = dir.samples();
-    Ok(crate::report::write_report(
-        &rows,
-        &dir.report_dir(),
+    let (mut md, mut files) = crate::report::write_report(
+        rows,
+        out,
         samples.is_dir().then_some(samples.as_path()),
         &dir.verdict_rule(),
-    )?)
+    )?;
+    if dir.pairs().is_file() {
+        let pairs = crate::store::read_pairs(&dir.pairs())?;
+        if !pairs.is_empty() {
+            let (section, more) = crate::pair::write_report(&pairs, rows, out)?;
+            md.push_str(&section);
+            // summary.md gets the pair section after the main table.
+            let p = out.join("summary.md");
+            memdiff_data::atomic::write_bytes(
+                &p,
+                format!("# memdiff sweep report\n{md}").as_bytes(),
+            )
+            .map_err(crate::report::ReportError::from)?;
+            files.extend(more);
+        }
+    }
+    Ok((md, files))
 }
 
 #[cfg(test)]
@@ -294,6 +335,217 @@ mod tests {
                 snapshots,
                 sampler: "fake".into(),
             })
+        }
+    }
+
+    /// A "network" that copies rows of its training set, the rows chosen by the sampling seed
+    /// (the copy generator: the same choice for both networks of a pair).
+    struct Copier;
+    impl ModelRunner for Copier {
+        fn train_and_sample(
+            &mut self,
+            job: &ModelJob,
+            train: &ImageSet,
+        ) -> Result<ModelOutput, BoxError> {
+            let g = memdiff_data::reference::copy_rows(train, job.generated, job.sample_seed)?.0;
+            Ok(ModelOutput {
+                snapshots: job
+                    .snapshots
+                    .iter()
+                    .map(|&step| crate::sim::Snapshot {
+                        step,
+                        generated: g.clone(),
+                        train_seconds: 0.0,
+                        loss: 0.0,
+                    })
+                    .collect(),
+                sampler: "copy".into(),
+            })
+        }
+    }
+
+    /// One fixed "checkpoint": its samples depend on the sampling seed only, not on the data.
+    struct SameCheckpoint;
+    impl ModelRunner for SameCheckpoint {
+        fn train_and_sample(
+            &mut self,
+            job: &ModelJob,
+            train: &ImageSet,
+        ) -> Result<ModelOutput, BoxError> {
+            let d = train.dim();
+            let data = (0..job.generated * d)
+                .map(|i| ((i as u64 * 2654435761 + job.sample_seed) % 1000) as f32 / 1000.0)
+                .collect();
+            let g = ImageSet::new(job.generated, train.channels, train.h, train.w, data);
+            Ok(ModelOutput {
+                snapshots: job
+                    .snapshots
+                    .iter()
+                    .map(|&step| crate::sim::Snapshot {
+                        step,
+                        generated: g.clone(),
+                        train_seconds: 0.0,
+                        loss: 0.0,
+                    })
+                    .collect(),
+                sampler: "fixed".into(),
+            })
+        }
+    }
+
+    fn pair_cfg() -> SweepConfig {
+        let mut c = tiny();
+        c.pair = true;
+        c.generators = vec!["model".into(), "copy".into()];
+        c.generated = 60;
+        c.train_steps = Some(50);
+        c.eval_at = Some(crate::config::EvalAt::List(vec![5]));
+        c.validate().unwrap();
+        c
+    }
+
+    #[test]
+    fn pair_rows_are_written_resumed_and_merged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = SweepDir::new(tmp.path().join("whole"));
+        run_sweep(pair_cfg(), &whole, &opts(), &mut FakeModel).unwrap();
+        let pairs = crate::store::read_pairs(&whole.pairs()).unwrap();
+        // 6 units x 2 snapshots, in unit order, both networks sampled with one seed.
+        assert_eq!(pairs.len(), 12);
+        let steps: Vec<u64> = pairs.iter().map(|p| p.train_step).collect();
+        assert_eq!(&steps[..4], &[5, 50, 5, 50]);
+        for p in &pairs {
+            assert_ne!(p.seed, p.seed_pair);
+            assert_eq!((p.n_generated, p.sampler.as_str()), (60, "fake"));
+            assert!(p.dist_lo <= p.dist && p.dist <= p.dist_hi);
+            assert!(p.similarity_lo <= p.similarity && p.similarity <= p.similarity_hi);
+            // FakeModel copies rows of its T with a little noise: the copy level is near
+            // (0, 1), the pairs are as far apart as independent data (the floor).
+            assert!(p.copy_dist < 0.2 && p.copy_similarity > 0.95, "{p:?}");
+            assert!(p.dist > 0.5 * p.floor_dist, "{p:?}");
+        }
+        // The seed columns match results.csv's.
+        let rows = crate::store::read_rows(&whole.results()).unwrap();
+        assert!(pairs.iter().all(|p| rows
+            .iter()
+            .any(|r| r.seed == p.seed && r.n == p.n && r.sim == p.sim)));
+
+        // The report: one cell per (n, snapshot) over the 3 simulations, beside f_mem.
+        let cells = crate::pair::cells(&pairs, &rows);
+        assert_eq!(cells.len(), 4);
+        let c = &cells[1];
+        assert_eq!((c.n, c.train_step, c.sims), (5, 50, 3));
+        let want: Vec<f64> = pairs
+            .iter()
+            .filter(|p| p.n == 5 && p.train_step == 50)
+            .map(|p| p.similarity)
+            .collect();
+        assert!((c.similarity - want.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+        assert!(c.similarity_lo <= c.similarity && c.similarity <= c.similarity_hi);
+        let f: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.generator == "model" && r.n == 5 && r.train_step == 50)
+            .map(|r| r.nn_frac_memorized)
+            .collect();
+        assert!((c.f_mem - f.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+        let (md, files) = report_dir(&whole).unwrap();
+        assert!(md.contains("## Two training sets"), "{md}");
+        assert!(md.contains("| gmm | 8 | 1 | 10 | 5 | 50 | 3 |"), "{md}");
+        let summary = std::fs::read_to_string(whole.report_dir().join("summary.md")).unwrap();
+        assert!(summary.contains("## Two training sets"));
+        for f in [
+            "pairs_summary.csv",
+            "pair_vs_n_gmm_px8_c1_s10.png",
+            "pair_vs_step_gmm_px8_c1_s10.svg",
+        ] {
+            assert!(files.iter().any(|x| x.ends_with(f)), "{f}: {files:?}");
+        }
+
+        let resumed = SweepDir::new(tmp.path().join("resumed"));
+        let part = RunOptions {
+            max_units: Some(2),
+            ..opts()
+        };
+        run_sweep(pair_cfg(), &resumed, &part, &mut FakeModel).unwrap();
+        assert_eq!(crate::store::read_pairs(&resumed.pairs()).unwrap().len(), 4);
+        run_sweep(pair_cfg(), &resumed, &opts(), &mut FakeModel).unwrap();
+        let bytes = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+        assert_eq!(bytes(resumed.pairs()), bytes(whole.pairs()));
+
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        for (i, p) in [(0, &a), (1, &b)] {
+            let sh = RunOptions {
+                shard: crate::grid::Shard { index: i, count: 2 },
+                ..opts()
+            };
+            run_sweep(pair_cfg(), &SweepDir::new(p), &sh, &mut FakeModel).unwrap();
+        }
+        let merged = SweepDir::new(tmp.path().join("merged"));
+        crate::store::merge(&[a, b], &merged.root).unwrap();
+        assert_eq!(bytes(merged.pairs()), bytes(whole.pairs()));
+
+        // pair = true without the model is refused, naming the key.
+        let mut c = pair_cfg();
+        c.generators = vec!["copy".into()];
+        assert_eq!(c.validate().unwrap_err().field, "pair");
+    }
+
+    #[test]
+    fn one_checkpoint_twice_gives_similarity_one_exactly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = SweepDir::new(tmp.path());
+        run_sweep(pair_cfg(), &d, &opts(), &mut SameCheckpoint).unwrap();
+        let pairs = crate::store::read_pairs(&d.pairs()).unwrap();
+        assert_eq!(pairs.len(), 12);
+        for p in &pairs {
+            assert_eq!((p.dist, p.dist_lo, p.dist_hi), (0.0, 0.0, 0.0));
+            assert_eq!(
+                (p.similarity, p.similarity_lo, p.similarity_hi),
+                (1.0, 1.0, 1.0)
+            );
+        }
+    }
+
+    #[test]
+    fn copy_generators_on_two_independent_sets_give_the_copy_level_and_the_floor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = SweepDir::new(tmp.path());
+        let mut c = pair_cfg();
+        c.n = vec![200];
+        c.sims = 2;
+        c.generated = 100;
+        c.eval_at = None;
+        run_sweep(c.clone(), &d, &opts(), &mut Copier).unwrap();
+        let pairs = crate::store::read_pairs(&d.pairs()).unwrap();
+        assert_eq!(pairs.len(), 2);
+        let ctx = crate::sim::SimContext::new(c.clone()).unwrap();
+        for (u, p) in units(&c).iter().zip(&pairs) {
+            // Each sample is a training image: the copy level is exactly (0, 1).
+            assert_eq!((p.copy_dist, p.copy_similarity), (0.0, 1.0));
+            // Pair i is row k_i of T against row k_i of T' (one seed chose both): two
+            // independent data images, whose mean is computed here by brute force.
+            let seeds = crate::grid::SimSeeds::new(&c, u);
+            let (o, t, _) = ctx.draw(u, &seeds).unwrap();
+            let t2 = ctx.draw_pair_train(u, &seeds).unwrap();
+            let (_, k) = memdiff_data::reference::copy_rows(&t, 100, seeds.sampling).unwrap();
+            let centre = memdiff_metrics::pair::centre(&o.data, o.n, o.dim()).unwrap();
+            let (mut sd, mut ss) = (0.0, 0.0);
+            for &j in &k {
+                let (x, y) = memdiff_metrics::pair::pair_values(t.row(j), t2.row(j), &centre);
+                sd += x;
+                ss += y;
+            }
+            assert!((p.dist - sd / 100.0).abs() < 1e-12, "{p:?}");
+            assert!((p.similarity - ss / 100.0).abs() < 1e-12, "{p:?}");
+            // ... so the floor lies in their interval.
+            assert!(
+                p.similarity_lo <= p.floor_similarity && p.floor_similarity <= p.similarity_hi,
+                "{p:?}"
+            );
+            assert!(
+                p.dist_lo <= p.floor_dist && p.floor_dist <= p.dist_hi,
+                "{p:?}"
+            );
         }
     }
 
@@ -554,6 +806,51 @@ mod tests {
             .iter()
             .filter(|r| r.generator != "model")
             .all(|r| r.delta > 0.0));
+    }
+
+    #[test]
+    fn mnist_pair_draws_a_second_training_set_apart_from_o_t_and_the_oracle() {
+        let images = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/mnist/mnist-10k-images-idx3-ubyte.gz"
+        );
+        let mut c = SweepConfig {
+            data: crate::config::DataKind::Mnist,
+            px: 8,
+            n: vec![20],
+            sims: 1,
+            n_original: 300,
+            generated: 5,
+            generators: vec!["model".into(), "oracle".into()],
+            save_images: 0,
+            pair: true,
+            mnist: crate::config::MnistSettings {
+                images: images.into(),
+                dir: None,
+                pad: false,
+            },
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        let ctx = crate::sim::SimContext::new(c.clone()).unwrap();
+        let u = units(&c)[0];
+        let seeds = crate::grid::SimSeeds::new(&c, &u);
+        let (o, t, oracle) = ctx.draw(&u, &seeds).unwrap();
+        let t2 = ctx.draw_pair_train(&u, &seeds).unwrap();
+        assert_eq!(t2.n, 20);
+        // No image of T' is an image of O, T or the oracle's draw (the pool's distinct images).
+        for set in [&o, &t, oracle.as_ref().unwrap()] {
+            for i in 0..t2.n {
+                assert!((0..set.n).all(|j| set.row(j) != t2.row(i)));
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let d = SweepDir::new(tmp.path());
+        run_sweep(c, &d, &opts(), &mut FakeModel).unwrap();
+        let pairs = crate::store::read_pairs(&d.pairs()).unwrap();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!((pairs[0].components, pairs[0].n_train), (0, 20));
+        assert!(pairs[0].floor_dist > 0.0 && pairs[0].similarity.is_finite());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use crate::config::{DataKind, Protocol, SweepConfig};
 use crate::grid::{derive_seed, GeneratorKind, SimSeeds, Unit};
 use crate::metric::{self, MetricSetup, Prepared};
+use crate::pair::{PairReference, PairRow};
 use crate::row::SimRow;
 use memdiff_data::quantize::{self, Decision, Role};
 use memdiff_data::reference::{self, Reference};
@@ -125,12 +126,20 @@ impl SimContext {
                 });
             }
             let img = resize.apply(&raw).map_err(err)?;
-            let need = cfg.n_original + cfg.n.iter().max().copied().unwrap_or(0) + cfg.generated;
+            let max_n = cfg.n.iter().max().copied().unwrap_or(0);
+            // pair = true: a second training set, disjoint from the first, O and the oracle's.
+            let sets = if cfg.pair { 2 } else { 1 };
+            let need = cfg.n_original + sets * max_n + cfg.generated;
             if need > img.n {
+                let what = if cfg.pair {
+                    "n_original + 2 max n (pair = true) + generated"
+                } else {
+                    "n_original + max n + generated"
+                };
                 return Err(SimError::Data {
                     unit: "-".into(),
                     message: format!(
-                        "{} holds {} images but n_original + max n + generated = {need}: lower n_original or n",
+                        "{} holds {} images but {what} = {need}: lower n_original or n",
                         cfg.mnist.images, img.n
                     ),
                 });
@@ -207,6 +216,40 @@ impl SimContext {
         }
     }
 
+    /// The second training set of the two-training-sets test (`pair = true`), raw: the unit's
+    /// n, drawn with `SimSeeds::pair_train_set`; under MNIST from the pool images that are in
+    /// none of O, T and the oracle's draw.
+    pub fn draw_pair_train(&self, u: &Unit, s: &SimSeeds) -> Result<ImageSet, SimError> {
+        let c = &self.cfg;
+        match &self.pool {
+            None => self.gmm(u, u.n, s.pair_train_set),
+            Some(pool) => {
+                let err = |e: memdiff_data::DataError| SimError::Data {
+                    unit: u.id(),
+                    message: e.to_string(),
+                };
+                let perm =
+                    memdiff_data::mnist::subset_indices(pool.n, pool.n, s.original).map_err(err)?;
+                let rest = &perm[c.n_original..];
+                let pick =
+                    memdiff_data::mnist::subset_indices(rest.len(), u.n + c.generated, s.train_set)
+                        .map_err(err)?;
+                let mut used = vec![false; rest.len()];
+                for &j in &pick {
+                    used[j] = true;
+                }
+                let free: Vec<usize> = (0..rest.len())
+                    .filter(|&j| !used[j])
+                    .map(|j| rest[j])
+                    .collect();
+                let sub = memdiff_data::mnist::subset_indices(free.len(), u.n, s.pair_train_set)
+                    .map_err(err)?;
+                let idx: Vec<usize> = sub.iter().map(|&j| free[j]).collect();
+                Ok(pool.select(&idx))
+            }
+        }
+    }
+
     fn setup(&self, policy: &Decision) -> MetricSetup {
         MetricSetup {
             bandwidth: self.cfg.bandwidth.clone(),
@@ -221,12 +264,12 @@ impl SimContext {
         }
     }
 
-    /// Computes every row of one unit.
+    /// Computes every row of one unit (and its pair rows under `pair = true`).
     pub fn run_unit(
         &mut self,
         u: &Unit,
         runner: &mut dyn ModelRunner,
-    ) -> Result<Vec<SimRow>, SimError> {
+    ) -> Result<UnitRows, SimError> {
         let cfg = self.cfg.clone();
         let seeds = SimSeeds::new(&cfg, u);
         let papers = cfg.protocol == Protocol::PapersCode;
@@ -238,6 +281,15 @@ impl SimContext {
         let t_full = policy.apply(&t_raw, Role::Train);
         let n_t = if papers { papers_split(u.n) } else { u.n };
         let t = t_full.select(&(0..n_t).collect::<Vec<_>>());
+        // The pair test's centre and floor come from the treated O (before O moves into the cache).
+        let pair_ref = if cfg.pair && cfg.has_model() {
+            Some(PairReference::new(&o).map_err(|e| SimError::Metric {
+                unit: u.id(),
+                source: metric::MetricError(e.to_string()),
+            })?)
+        } else {
+            None
+        };
         // O's statistics: once per O (cache keyed by its seed, its noise and size).
         let o_key = derive_seed(
             seeds.original,
@@ -271,6 +323,7 @@ impl SimContext {
             .map(|g| (g.clone(), GeneratorKind::parse(g).expect("validated")))
             .collect();
         let mut rows = Vec::new();
+        let mut pairs = Vec::new();
         for (name, kind) in generators {
             // Reference generators: memdiff_data::reference, seeded as `eval --generator`.
             let data_err = |e: memdiff_data::DataError| SimError::Data {
@@ -325,40 +378,13 @@ impl SimContext {
                             source,
                         }
                     })?;
-                    let want: Vec<usize> = out.snapshots.iter().map(|s| s.step).collect();
-                    if !job.snapshots.is_empty() && want != job.snapshots {
-                        return Err(SimError::Data {
-                            unit: u.id(),
-                            message: format!(
-                                "the model returned snapshots at steps {want:?}; expected {:?}",
-                                job.snapshots
-                            ),
-                        });
+                    check_output(u, &job, &out, t.dim(), "")?;
+                    if let Some(r) = &pair_ref {
+                        pairs = self.pair_rows(u, &seeds, &job, &out, r, &t, &policy, runner)?;
                     }
                     let mut v = Vec::with_capacity(out.snapshots.len());
                     for snap in out.snapshots {
                         let g = snap.generated;
-                        if g.n != cfg.generated || g.dim() != t.dim() {
-                            return Err(SimError::Data {
-                                unit: u.id(),
-                                message: format!(
-                                    "the model returned {} images of {} pixels; expected {} of {}",
-                                    g.n,
-                                    g.dim(),
-                                    cfg.generated,
-                                    t.dim()
-                                ),
-                            });
-                        }
-                        if let Some(i) = g.data.iter().position(|v| !v.is_finite()) {
-                            return Err(SimError::Data {
-                                unit: u.id(),
-                                message: format!(
-                                    "generated value {i} at step {} is not finite (training diverged?)",
-                                    snap.step
-                                ),
-                            });
-                        }
                         let treated = policy.apply(&g, Role::Generated);
                         v.push(Measured {
                             g: treated,
@@ -472,8 +498,151 @@ impl SimContext {
                 });
             }
         }
+        Ok(UnitRows { rows, pairs })
+    }
+
+    /// The two-training-sets test of one model unit (`crate::pair`): trains network B on a
+    /// second training set with A's job (same settings and sampling noise, its own training
+    /// seed) and measures every
+    /// snapshot pair against the unit's centre and floor. `t` is the T network A trained on.
+    #[allow(clippy::too_many_arguments)]
+    fn pair_rows(
+        &self,
+        u: &Unit,
+        seeds: &SimSeeds,
+        job: &ModelJob,
+        out: &ModelOutput,
+        reference: &PairReference,
+        t: &ImageSet<f64>,
+        policy: &Decision,
+        runner: &mut dyn ModelRunner,
+    ) -> Result<Vec<PairRow>, SimError> {
+        let cfg = &self.cfg;
+        let metric_err = |e: memdiff_metrics::MetricsError| SimError::Metric {
+            unit: u.id(),
+            source: metric::MetricError(e.to_string()),
+        };
+        let t_b_raw = self.draw_pair_train(u, seeds)?;
+        // T' gets T's treatment, with its own noise stream.
+        let policy_b = Decision {
+            seed: derive_seed(seeds.reference, "pair", &[]),
+            ..policy.clone()
+        };
+        let t_b = policy_b
+            .apply(&t_b_raw, Role::Train)
+            .select(&(0..t.n).collect::<Vec<_>>());
+        let job_b = ModelJob {
+            train_seed: seeds.pair_training,
+            ..job.clone()
+        };
+        let out_b = runner
+            .train_and_sample(&job_b, &t_b.map(|v| v as f32))
+            .map_err(|source| SimError::Model {
+                unit: u.id(),
+                source,
+            })?;
+        check_output(u, job, &out_b, t.dim(), " B")?;
+        if out_b.snapshots.len() != out.snapshots.len() {
+            return Err(SimError::Data {
+                unit: u.id(),
+                message: format!(
+                    "network B returned {} snapshots, network A {}",
+                    out_b.snapshots.len(),
+                    out.snapshots.len()
+                ),
+            });
+        }
+        let mut rows = Vec::with_capacity(out.snapshots.len());
+        for (a, b) in out.snapshots.iter().zip(&out_b.snapshots) {
+            if a.step != b.step {
+                return Err(SimError::Data {
+                    unit: u.id(),
+                    message: format!(
+                        "networks A and B sampled at steps {} and {}",
+                        a.step, b.step
+                    ),
+                });
+            }
+            let m = reference
+                .measure(&a.generated, &b.generated, t, &t_b)
+                .map_err(metric_err)?;
+            rows.push(PairRow {
+                data: cfg.data.to_string(),
+                px: cfg.px as u32,
+                d: t.dim() as u32,
+                components: u.components as u32,
+                n: u.n as u64,
+                steps: u.steps as u32,
+                protocol: cfg.protocol.to_string(),
+                sim: u.sim as u64,
+                seed: seeds.row_seed(),
+                seed_pair: seeds.pair_train_set,
+                n_train: t.n as u64,
+                n_generated: a.generated.n as u64,
+                train_step: a.step as u64,
+                sampler: out.sampler.clone(),
+                dist: m.paired.dist,
+                dist_lo: m.paired.dist_lo,
+                dist_hi: m.paired.dist_hi,
+                similarity: m.paired.similarity,
+                similarity_lo: m.paired.similarity_lo,
+                similarity_hi: m.paired.similarity_hi,
+                floor_dist: m.floor.dist,
+                floor_similarity: m.floor.similarity,
+                copy_dist: m.copy.dist,
+                copy_similarity: m.copy.similarity,
+            });
+        }
         Ok(rows)
     }
+}
+
+/// Rows of one unit: results.csv rows and, under `pair = true`, pairs.csv rows.
+#[derive(Clone, Debug, Default)]
+pub struct UnitRows {
+    pub rows: Vec<SimRow>,
+    pub pairs: Vec<PairRow>,
+}
+
+/// Checks a model's output against its job: the snapshot steps, the image count and size, and
+/// finite values. `which` names the network in the message ("" or " B").
+fn check_output(
+    u: &Unit,
+    job: &ModelJob,
+    out: &ModelOutput,
+    dim: usize,
+    which: &str,
+) -> Result<(), SimError> {
+    let bad = |message: String| SimError::Data {
+        unit: u.id(),
+        message,
+    };
+    let want: Vec<usize> = out.snapshots.iter().map(|s| s.step).collect();
+    if !job.snapshots.is_empty() && want != job.snapshots {
+        return Err(bad(format!(
+            "the model{which} returned snapshots at steps {want:?}; expected {:?}",
+            job.snapshots
+        )));
+    }
+    for snap in &out.snapshots {
+        let g = &snap.generated;
+        if g.n != job.generated || g.dim() != dim {
+            return Err(bad(format!(
+                "the model{which} returned {} images of {} pixels; expected {} of {}",
+                g.n,
+                g.dim(),
+                job.generated,
+                dim
+            )));
+        }
+        if let Some(i) = g.data.iter().position(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "generated value {i} of the model{which} at step {} is not finite (training diverged?)",
+                snap.step
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One generated set to measure: a reference generator's, or a model snapshot's.

@@ -7,11 +7,14 @@
 //! - `sweep.toml`: the resolved config (a resume or merge must match its fingerprint);
 //! - `run.toml`: version, backend, seed, settings (RunRecord);
 //! - `sims/<unit-id>.csv`: rows of one unit;
+//! - `pairs/<unit-id>.csv` (`pair = true`): the unit's two-training-sets rows, written before
+//!   its `sims/` file; `pairs.csv`: those of every finished unit, rebuilt like results.csv;
 //! - `samples/<grid-point>.{g,nn}.csv`: a few generated images and their nearest training images;
 //! - `results.csv`: every row; `report/`: tables and plots.
 
 use crate::config::SweepConfig;
 use crate::grid::Unit;
+use crate::pair::PairRow;
 use crate::row::SimRow;
 use memdiff_data::atomic;
 use std::collections::BTreeMap;
@@ -59,6 +62,15 @@ pub fn rows_to_csv(rows: &[SimRow]) -> Vec<u8> {
     out
 }
 
+/// Reads a pairs table (`pairs.csv` or one unit's pair file).
+pub fn read_pairs(path: &Path) -> Result<Vec<PairRow>, StoreError> {
+    let bytes = std::fs::read(path).map_err(read_err(path))?;
+    crate::pair::parse(path, &bytes).map_err(|message| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
 /// Reads rows from a CSV file of the results schema.
 pub fn read_rows(path: &Path) -> Result<Vec<SimRow>, StoreError> {
     let bytes = std::fs::read(path).map_err(read_err(path))?;
@@ -86,6 +98,23 @@ impl SweepDir {
     pub fn results(&self) -> PathBuf {
         self.root.join("results.csv")
     }
+    /// `pairs.csv`: the two-training-sets rows (`pair = true`).
+    pub fn pairs(&self) -> PathBuf {
+        self.root.join("pairs.csv")
+    }
+    fn pair_dir(&self) -> PathBuf {
+        self.root.join("pairs")
+    }
+    pub fn pair_path(&self, u: &Unit) -> PathBuf {
+        self.pair_dir().join(format!("{}.csv", u.id()))
+    }
+
+    /// Writes one unit's pair rows (before [`SweepDir::write_unit`]).
+    pub fn write_pairs(&self, u: &Unit, rows: &[PairRow]) -> Result<(), StoreError> {
+        atomic::write_bytes(&self.pair_path(u), &crate::pair::to_csv(rows))?;
+        Ok(())
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.root.join("sweep.toml")
     }
@@ -187,7 +216,24 @@ impl SweepDir {
             rows.extend(read_rows(path)?);
         }
         atomic::write_bytes(&self.results(), &rows_to_csv(&rows))?;
+        self.rebuild_pairs()?;
         Ok(rows)
+    }
+
+    /// Rebuilds `pairs.csv` from the pair files of the finished units (when there are any).
+    fn rebuild_pairs(&self) -> Result<(), StoreError> {
+        if !self.pair_dir().is_dir() {
+            return Ok(());
+        }
+        let mut rows = Vec::new();
+        for u in self.finished()?.keys() {
+            let p = self.pair_path(u);
+            if p.is_file() {
+                rows.extend(read_pairs(&p)?);
+            }
+        }
+        atomic::write_bytes(&self.pairs(), &crate::pair::to_csv(&rows))?;
+        Ok(())
     }
 }
 
@@ -277,6 +323,28 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<(SweepConfig, Vec<SimRow>
                 continue;
             }
             atomic::write_bytes(&target, &bytes)?;
+        }
+        // Pair files (pair = true): with their units, compared like them.
+        for u in src.finished()?.keys() {
+            let (from, to) = (src.pair_path(u), dst.pair_path(u));
+            if !from.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&from).map_err(read_err(&from))?;
+            if to.exists() {
+                if std::fs::read(&to).map_err(read_err(&to))? != bytes {
+                    return Err(StoreError::Corrupt {
+                        path: from.clone(),
+                        message: format!(
+                            "the pair rows of unit {} differ from the copy already in {}",
+                            u.id(),
+                            to.display()
+                        ),
+                    });
+                }
+                continue;
+            }
+            atomic::write_bytes(&to, &bytes)?;
         }
         let samples = src.samples();
         if samples.is_dir() {

@@ -1,5 +1,6 @@
 //! memdiff-metrics: the per-pixel KDE memorization metric of docs/METHOD.md §4 / §4b (exact and fast),
 //! its brute-force reference and quadrature cross-check, the nearest-neighbour audit, the
+//! two-training-sets test ([`pair`]), the
 //! statistics over simulations (docs/METHOD.md §4, §5) and the `results.csv` schema.
 //!
 //! No deep-learning dependency: pure functions over row-major `(n, d)` slices of any
@@ -21,6 +22,7 @@ mod fastexp;
 pub mod kde;
 pub mod naive;
 pub mod nn;
+pub mod pair;
 pub mod quadrature;
 pub mod stats;
 pub mod summary;

@@ -561,6 +561,42 @@ impl HeatMap {
     }
 }
 
+/// Several plots side by side in one figure (each panel drawn at its own `size`; the figure is
+/// as wide as their sum and as tall as the tallest), written as `<path>.svg` and `<path>.png`.
+pub fn save_row(panels: &[LinePlot], path_without_ext: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    let first = panels.first().ok_or_else(|| PlotError::Invalid {
+        title: path_without_ext.display().to_string(),
+        message: "a figure needs at least one panel".into(),
+    })?;
+    let w: u32 = panels.iter().map(|p| p.size.0).sum();
+    let h: u32 = panels.iter().map(|p| p.size.1).max().unwrap_or(1);
+    fn draw<DB: DrawingBackend>(
+        panels: &[LinePlot],
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), PlotError> {
+        root.fill(&WHITE).map_err(|e| panels[0].draw_err(e))?;
+        let mut x = 0i32;
+        for p in panels {
+            let area = root.clone().shrink((x, 0), p.size);
+            p.draw_on(&area)?;
+            x += p.size.0 as i32;
+        }
+        root.present().map_err(|e| panels[0].draw_err(e))
+    }
+    let mut svg = String::new();
+    draw(
+        panels,
+        &SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(),
+    )?;
+    let mut buf = vec![0u8; w as usize * h as usize * 3];
+    draw(
+        panels,
+        &BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(),
+    )?;
+    let png = encode_png(&first.title, (w, h), buf)?;
+    write_pair(path_without_ext, &svg, &png)
+}
+
 /// An RGB pixel buffer of `size` as PNG bytes.
 fn encode_png(title: &str, size: (u32, u32), buf: Vec<u8>) -> Result<Vec<u8>, PlotError> {
     let enc = |message: String| PlotError::Encode {

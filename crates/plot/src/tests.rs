@@ -95,3 +95,21 @@ fn tick_format() {
     assert_eq!(fmt_tick(100.0), "100");
     assert_eq!(fmt_tick(1e-5), "1e-5");
 }
+
+#[test]
+fn save_row_puts_the_panels_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = sample_plot(false);
+    b.title = "Second panel".into();
+    b.size = (500, 600);
+    let paths = save_row(&[sample_plot(true), b], &dir.path().join("row")).unwrap();
+    let img = image::open(&paths[1]).unwrap().to_rgb8();
+    // Widths add up, the tallest panel sets the height.
+    assert_eq!(img.dimensions(), (800 + 500, 600));
+    let svg = std::fs::read_to_string(&paths[0]).unwrap();
+    assert!(svg.contains("Test plot") && svg.contains("Second panel"));
+    // The second panel is drawn: a palette colour right of the first panel's width.
+    let c = palette(0);
+    assert!((800..1300).any(|x| (0..600).any(|y| img.get_pixel(x, y).0 == [c.0, c.1, c.2])));
+    assert!(save_row(&[], &dir.path().join("none")).is_err());
+}
