@@ -73,18 +73,7 @@ pub fn run_sweep(
     if cfg.save_images > 0 {
         ctx.samples_dir = Some(dir.samples());
     }
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(todo.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} units, ETA {eta} {msg}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
+    let bar = memdiff_data::progress::bar_if(opts.progress, todo.len() as u64, "units");
     let limit = opts.max_units.unwrap_or(usize::MAX);
     let mut computed = 0;
     for u in todo.iter().take(limit) {
