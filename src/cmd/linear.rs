@@ -11,7 +11,9 @@ use memdiff_data::config::load_toml;
 use memdiff_data::progress;
 use memdiff_linear::sweep::{self, SweepConfig};
 use memdiff_linear::theory;
-use memdiff_linear::{simulate, DataModel, EpsRule, OriginalSet, Params, Sampler, SimOptions, Summary};
+use memdiff_linear::{
+    simulate, DataModel, EpsRule, OriginalSet, Params, Sampler, SimOptions, Summary,
+};
 use serde_json::{json, Value};
 
 /// The linear one-step diffusion model: theory, Monte Carlo and the seeds' figures.

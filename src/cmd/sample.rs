@@ -2,8 +2,8 @@
 //! `.npy` `(n, channels, px, px)` in `[0, 1]`, an optional PNG grid, and `<out>.run.toml`.
 use anyhow::{bail, Context};
 use clap::Args;
-use memdiff_data::progress;
 use memdiff_data::config::RunRecord;
+use memdiff_data::progress;
 use memdiff_diffusion::backend::{self, DeviceKind};
 use memdiff_diffusion::checkpoint;
 use memdiff_diffusion::sample::{self, Form, SampleOptions, Sampler, Schedule, TimestepSpacing};

@@ -34,8 +34,14 @@ fn small() -> SweepConfig {
 #[test]
 fn validation_names_the_key() {
     let msg = |toml: &str| small_with(toml).validate().unwrap_err().to_string();
-    assert_eq!(msg("h2.sims = 0"), "h2.sims = 0: run at least one simulation");
-    assert_eq!(msg("dims = []"), "dims = []: give one or more dimensions between 1 and 4096");
+    assert_eq!(
+        msg("h2.sims = 0"),
+        "h2.sims = 0: run at least one simulation"
+    );
+    assert_eq!(
+        msg("dims = []"),
+        "dims = []: give one or more dimensions between 1 and 4096"
+    );
     assert_eq!(msg("h2.n = [1, 5]"), "h2.n = [1, 5]: every n must be >= 2");
     assert_eq!(
         msg("p_delta_large.n = [61]"),
@@ -58,10 +64,15 @@ fn small_with(lines: &str) -> SweepConfig {
     let mut v: toml::Table = toml::from_str(SMALL).unwrap();
     for line in lines.lines() {
         let (k, x) = line.split_once(" = ").unwrap();
-        let x: toml::Value = toml::from_str::<toml::Table>(&format!("x = {x}")).unwrap()["x"].clone();
+        let x: toml::Value =
+            toml::from_str::<toml::Table>(&format!("x = {x}")).unwrap()["x"].clone();
         match k.split_once('.') {
             Some((sec, key)) => {
-                v.get_mut(sec).unwrap().as_table_mut().unwrap().insert(key.into(), x);
+                v.get_mut(sec)
+                    .unwrap()
+                    .as_table_mut()
+                    .unwrap()
+                    .insert(key.into(), x);
             }
             None => {
                 v.insert(k.into(), x);
@@ -185,8 +196,10 @@ fn switched_off_sections_write_nothing_and_bad_folders_are_named() {
     std::fs::write(&file, b"x").unwrap();
     let e = sweep::run(&cfg, &file.join("o"), &pb).unwrap_err();
     assert!(
-        e.to_string()
-            .starts_with(&format!("cannot create output folder {}", file.join("o").display())),
+        e.to_string().starts_with(&format!(
+            "cannot create output folder {}",
+            file.join("o").display()
+        )),
         "{e}"
     );
 }

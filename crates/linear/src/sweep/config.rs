@@ -167,7 +167,8 @@ impl SweepConfig {
             t: self.t,
             ..Params::new(2, 2, 0.0)
         };
-        base.validate().map_err(|e| SweepError::Config(e.to_string()))?;
+        base.validate()
+            .map_err(|e| SweepError::Config(e.to_string()))?;
         if self.dims.is_empty() || self.dims.iter().any(|&d| d == 0 || d > 4096) {
             return Err(SweepError::Config(format!(
                 "dims = {:?}: give one or more dimensions between 1 and 4096",
@@ -183,11 +184,16 @@ impl SweepConfig {
         ];
         for (k, v) in sims {
             if v == 0 {
-                return Err(SweepError::Config(format!("{k} = 0: run at least one simulation")));
+                return Err(SweepError::Config(format!(
+                    "{k} = 0: run at least one simulation"
+                )));
             }
         }
         if self.h2.n.iter().any(|&n| n < 2) {
-            return Err(SweepError::Config(format!("h2.n = {:?}: every n must be >= 2", self.h2.n)));
+            return Err(SweepError::Config(format!(
+                "h2.n = {:?}: every n must be >= 2",
+                self.h2.n
+            )));
         }
         if self
             .p_delta
@@ -212,8 +218,7 @@ impl SweepConfig {
             if self.p_delta_large.enabled && too_big {
                 return Err(SweepError::Config(format!(
                     "p_delta_large.n = {:?}: each n must be in 2..=p_delta.n_original ({})",
-                    self.p_delta_large.n,
-                    self.p_delta.n_original
+                    self.p_delta_large.n, self.p_delta.n_original
                 )));
             }
         }
@@ -223,7 +228,10 @@ impl SweepConfig {
             .iter()
             .any(|&a| !(a.is_finite() && a > 0.0))
         {
-            return Err(SweepError::Config(format!("kl_alpha.alpha = {:?}: use alpha > 0", self.kl_alpha.alpha)));
+            return Err(SweepError::Config(format!(
+                "kl_alpha.alpha = {:?}: use alpha > 0",
+                self.kl_alpha.alpha
+            )));
         }
         if self.kl_lambda.n < 2
             || self
@@ -232,7 +240,9 @@ impl SweepConfig {
                 .iter()
                 .any(|&l| !(l.is_finite() && l > 0.0))
         {
-            return Err(SweepError::Config("kl_lambda: n must be >= 2 and every lambda_hat > 0".into()));
+            return Err(SweepError::Config(
+                "kl_lambda: n must be >= 2 and every lambda_hat > 0".into(),
+            ));
         }
         Ok(())
     }
