@@ -306,3 +306,92 @@ pub fn without_timing(mut rows: Vec<SimRow>) -> Vec<SimRow> {
     }
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memdiff_data::config::parse_toml;
+
+    fn validated(text: &str) -> SweepConfig {
+        let mut c: SweepConfig = parse_toml(text).unwrap();
+        c.validate().unwrap();
+        c
+    }
+
+    /// A `sweep.toml` as recorded before the policy had a version (no `dequantize_policy`).
+    fn record_without_policy(dir: &SweepDir, cfg: &SweepConfig) {
+        let mut old = cfg.clone();
+        old.dequantize_policy = None;
+        let text = toml::to_string_pretty(&old).unwrap();
+        assert!(!text.contains("dequantize_policy"));
+        std::fs::create_dir_all(&dir.root).unwrap();
+        std::fs::write(dir.config_path(), text).unwrap();
+    }
+
+    #[test]
+    fn a_folder_of_another_quantisation_policy_is_refused_where_the_policy_acts() {
+        let policy = memdiff_data::quantize::POLICY;
+        let tmp = tempfile::tempdir().unwrap();
+        // MNIST under auto: the policy decides the numbers. It is recorded, and a folder
+        // recorded under policy 1 (no key) is not resumed.
+        let mnist = validated("data = \"mnist\"\n");
+        assert_eq!(mnist.dequantize_policy, Some(policy));
+        let fresh = SweepDir::new(tmp.path().join("fresh"));
+        std::fs::create_dir_all(&fresh.root).unwrap();
+        fresh.claim(&mnist).unwrap();
+        let text = std::fs::read_to_string(fresh.config_path()).unwrap();
+        assert!(
+            text.contains(&format!("dequantize_policy = {policy}")),
+            "{text}"
+        );
+        fresh.claim(&mnist).unwrap();
+        let old = SweepDir::new(tmp.path().join("old"));
+        record_without_policy(&old, &mnist);
+        match old.claim(&mnist).unwrap_err() {
+            StoreError::Mismatch { recorded, now, .. } => {
+                assert_eq!(recorded, "dequantize_policy = 1");
+                assert_eq!(now, format!("dequantize_policy = {policy}"));
+            }
+            e => panic!("{e}"),
+        }
+        // ... nor merged with one of today's.
+        let e = merge(
+            &[fresh.root.clone(), old.root.clone()],
+            &tmp.path().join("m"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("recorded: dequantize_policy = 2"), "{e}");
+        for (text, acts) in [
+            ("data = \"mnist\"\ndequantize = \"uniform\"\n", true),
+            ("data = \"mnist\"\ndequantize = \"floor\"\n", true),
+            ("data = \"gmm\"\ndequantize = \"uniform\"\n", true),
+            ("data = \"gmm\"\n[gmm]\nclip = true\n", true),
+            // Where it cannot act, an older folder is resumed.
+            ("data = \"mnist\"\ndequantize = \"none\"\n", false),
+            ("data = \"gmm\"\n", false),
+        ] {
+            let cfg = validated(text);
+            assert_eq!(cfg.dequantize_can_act(), acts, "{text}");
+            let dir = SweepDir::new(tmp.path().join(format!("d{}", text.len())));
+            record_without_policy(&dir, &cfg);
+            assert_eq!(dir.claim(&cfg).is_ok(), !acts, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_config_cannot_set_another_policy() {
+        let mut c: SweepConfig = parse_toml("dequantize_policy = 1\n").unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "dequantize_policy");
+        assert!(
+            e.message
+                .starts_with("1: this memdiff implements quantised-data policy 2"),
+            "{e}"
+        );
+        validated(&format!(
+            "dequantize_policy = {}\n",
+            memdiff_data::quantize::POLICY
+        ));
+    }
+}
