@@ -488,7 +488,7 @@ impl SweepConfig {
     pub fn dequantize_can_act(&self) -> bool {
         match self.dequantize {
             Dequantize::None => false,
-            Dequantize::Auto => !(self.data == DataKind::Gmm && !self.gmm.clip),
+            Dequantize::Auto => self.data != DataKind::Gmm || self.gmm.clip,
             Dequantize::Uniform | Dequantize::Floor => true,
         }
     }
