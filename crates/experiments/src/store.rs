@@ -37,6 +37,12 @@ pub enum StoreError {
     },
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
+    #[error("{path} holds results computed under quantised-data policy {recorded}; this memdiff computes policy {now} (docs/METHOD.md §4.5) and does not mix the two: use another --out folder")]
+    Policy {
+        path: PathBuf,
+        recorded: u32,
+        now: u32,
+    },
 }
 
 /// A sweep output folder.
@@ -137,6 +143,9 @@ impl SweepDir {
     pub fn claim(&self, cfg: &SweepConfig) -> Result<(), StoreError> {
         let mut merged = cfg.clone();
         if let Some(old) = self.recorded_config()? {
+            if let Some(e) = policy_mismatch(self.config_path(), &old, cfg) {
+                return Err(e);
+            }
             if old.fingerprint() != cfg.fingerprint() {
                 return Err(StoreError::Mismatch {
                     path: self.config_path(),
@@ -191,6 +200,23 @@ impl SweepDir {
     }
 }
 
+/// The error for two configs whose quantised-data policies differ where the policy acts
+/// (`recorded` first; [`SweepConfig::fingerprint`]).
+fn policy_mismatch(path: PathBuf, recorded: &SweepConfig, now: &SweepConfig) -> Option<StoreError> {
+    let version = |c: &SweepConfig| {
+        c.dequantize_can_act()
+            .then(|| c.dequantize_policy.unwrap_or(1))
+    };
+    match (version(recorded), version(now)) {
+        (Some(recorded), Some(now)) if recorded != now => Some(StoreError::Policy {
+            path,
+            recorded,
+            now,
+        }),
+        _ => None,
+    }
+}
+
 fn first_difference(a: &str, b: &str) -> (String, String) {
     for (x, y) in a.lines().zip(b.lines()) {
         if x != y {
@@ -236,6 +262,9 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<(SweepConfig, Vec<SimRow>
         match &mut cfg {
             None => cfg = Some(c),
             Some(acc) => {
+                if let Some(e) = policy_mismatch(src.config_path(), acc, &c) {
+                    return Err(e);
+                }
                 if acc.fingerprint() != c.fingerprint() {
                     let (a, b) = first_difference(&acc.fingerprint(), &c.fingerprint());
                     return Err(StoreError::Mismatch {
@@ -347,21 +376,38 @@ mod tests {
         fresh.claim(&mnist).unwrap();
         let old = SweepDir::new(tmp.path().join("old"));
         record_without_policy(&old, &mnist);
-        match old.claim(&mnist).unwrap_err() {
-            StoreError::Mismatch { recorded, now, .. } => {
-                assert_eq!(recorded, "dequantize_policy = 1");
-                assert_eq!(now, format!("dequantize_policy = {policy}"));
-            }
-            e => panic!("{e}"),
-        }
-        // ... nor merged with one of today's.
+        let e = old.claim(&mnist).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Policy { recorded: 1, now, .. } if now == policy),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} holds results computed under quantised-data policy 1; this memdiff computes policy {policy} (docs/METHOD.md §4.5) and does not mix the two: use another --out folder",
+                old.config_path().display()
+            )
+        );
+        // The fingerprints differ by that line.
+        let mut unrecorded = mnist.clone();
+        unrecorded.dequantize_policy = None;
+        assert_eq!(
+            first_difference(&unrecorded.fingerprint(), &mnist.fingerprint()),
+            (
+                "dequantize_policy = 1".to_string(),
+                format!("dequantize_policy = {policy}")
+            )
+        );
+        // ... nor merged with one of today's (recorded: the first folder's).
         let e = merge(
             &[fresh.root.clone(), old.root.clone()],
             &tmp.path().join("m"),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("recorded: dequantize_policy = 2"), "{e}");
+        .unwrap_err();
+        assert!(
+            matches!(e, StoreError::Policy { recorded, now: 1, .. } if recorded == policy),
+            "{e}"
+        );
         for (text, acts) in [
             ("data = \"mnist\"\ndequantize = \"uniform\"\n", true),
             ("data = \"mnist\"\ndequantize = \"floor\"\n", true),
