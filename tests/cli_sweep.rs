@@ -139,6 +139,31 @@ fn tiny_model_sweep_end_to_end_then_kill_and_resume() {
     ));
     assert_eq!(table(&resumed), t);
 
+    // Two simulations at once (one rayon thread each): the same table.
+    let jobs = tmp.path().join("jobs2");
+    let out = ok(&memdiff(
+        &[
+            "sweep",
+            "--config",
+            cfg,
+            "--jobs",
+            "2",
+            "--no-report",
+            "--out",
+            jobs.to_str().unwrap(),
+        ],
+        tmp.path(),
+    ));
+    assert!(!out.contains("| C |"), "--no-report");
+    assert_eq!(table(&jobs), t);
+    let zero = memdiff(&["sweep", "--config", cfg, "--jobs", "0"], tmp.path());
+    assert!(!zero.status.success());
+    assert!(
+        String::from_utf8_lossy(&zero.stderr).contains("--jobs"),
+        "{}",
+        String::from_utf8_lossy(&zero.stderr)
+    );
+
     // One row recomputed alone.
     let one = ok(&memdiff(
         &["sweep", "--config", cfg, "--only", "c1-n8-s3-sim1"],

@@ -134,18 +134,11 @@ fn train_writes_metrics_checkpoint_recipe_and_run_record_then_exports() {
     assert_eq!(tensors, 116);
 }
 
-#[test]
-fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
-    let tmp = tempfile::tempdir().unwrap();
-    let full = tmp.path().join("full");
-    let args = tiny(&full, &[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&args);
-
-    // The same run, slowed down and killed (SIGKILL) once it has checkpointed step 6.
-    let cut = tmp.path().join("cut");
+/// Runs the tiny training into `out`, slowed down, and kills it (SIGKILL) once it has
+/// checkpointed step 6 (or 8).
+fn kill_after_step_6(out: &Path, extra: &[&str]) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_memdiff"))
-        .args(tiny(&cut, &[]))
+        .args(tiny(out, extra))
         .env("MEMDIFF_TRAIN_STEP_DELAY_MS", "150")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -153,7 +146,7 @@ fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
         .unwrap();
     let t0 = Instant::now();
     loop {
-        let ck = std::fs::read_to_string(cut.join("checkpoint.toml")).unwrap_or_default();
+        let ck = std::fs::read_to_string(out.join("checkpoint.toml")).unwrap_or_default();
         if ck.contains("step = 6\n") || ck.contains("step = 8\n") {
             break;
         }
@@ -166,6 +159,19 @@ fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn killed_and_resumed_run_has_the_uninterrupted_loss_trace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let args = tiny(&full, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&args);
+
+    // The same run, slowed down and killed (SIGKILL) once it has checkpointed step 6.
+    let cut = tmp.path().join("cut");
+    kill_after_step_6(&cut, &[]);
     let done = losses(&cut).len() - 1;
     assert!(done < 15, "killed after {done} steps");
 
@@ -212,4 +218,185 @@ fn bad_input_gives_one_error_line() {
     assert!(e.contains("no checkpoint"), "{e}");
     let e = err(&["train", "--data", "nope.npy"]);
     assert!(e.contains("nope.npy"), "{e}");
+}
+
+fn trajectory(dir: &Path) -> Vec<String> {
+    // Every column but the wall time (the last).
+    std::fs::read_to_string(dir.join("trajectory.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+const EVAL: &[&str] = &[
+    "--eval-at",
+    "2,5,9",
+    "--eval-generate",
+    "12",
+    "--eval-original",
+    "60",
+    "--keep-snapshots",
+];
+
+#[test]
+fn eval_at_writes_a_trajectory_that_a_killed_run_resumes_to_the_same_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let args = tiny(&plain, &[]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let full = tmp.path().join("full");
+    let args = tiny(&full, EVAL);
+    let s = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+    assert!(
+        v["trajectory"]
+            .as_str()
+            .unwrap()
+            .ends_with("trajectory.csv"),
+        "{v}"
+    );
+    // Measuring never changes the training: the same loss trace as without snapshots.
+    assert_eq!(losses(&full), losses(&plain));
+    let rows = trajectory(&full);
+    assert!(
+        rows[0].starts_with("train_step,n_train,n_generated,n_original,sampler,"),
+        "{}",
+        rows[0]
+    );
+    let steps: Vec<&str> = rows[1..]
+        .iter()
+        .map(|r| r.split(',').next().unwrap())
+        .collect();
+    // 40 images in batches of 8 for 3 epochs: 15 steps, the last one always measured.
+    assert_eq!(steps, ["2", "5", "9", "15"]);
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r.contains(",40,12,60,ddpm/clipped-x0,none,")),
+        "{rows:?}"
+    );
+    // The oracle's E_OG (column 12) is computed once: the same in every row.
+    let oracle: Vec<&str> = rows[1..]
+        .iter()
+        .map(|r| r.split(',').nth(11).unwrap())
+        .collect();
+    assert!(oracle.iter().all(|x| *x == oracle[0]), "{oracle:?}");
+    // Every snapshot's weights are kept as a checkpoint folder eval can audit.
+    for step in [2, 5, 9, 15] {
+        let d = full.join(format!("snapshots/step-{step:08}"));
+        assert!(
+            d.join(format!("weights-{step:08}.bin")).exists(),
+            "{}",
+            d.display()
+        );
+    }
+    let a = ok(&[
+        "eval",
+        "--checkpoint",
+        full.join("snapshots/step-00000009").to_str().unwrap(),
+        "--generate",
+        "8",
+        "--nn",
+        "--json",
+    ]);
+    assert!(a.contains("\"checkpoint_step\":9,"), "{a}");
+
+    // The same run killed (SIGKILL) after its checkpoint at step 6 or 8, then resumed.
+    let cut = tmp.path().join("cut");
+    kill_after_step_6(&cut, EVAL);
+    let before = trajectory(&cut).len() - 1;
+    assert!((2..4).contains(&before), "{before} rows at the kill");
+    let e = err(&[
+        "train",
+        "--out",
+        cut.to_str().unwrap(),
+        "--resume",
+        "--eval-at",
+        "3",
+    ]);
+    assert!(
+        e.contains("eval.toml") && e.contains("drop --eval-at"),
+        "{e}"
+    );
+    ok(&["train", "--out", cut.to_str().unwrap(), "--resume"]);
+    assert_eq!(trajectory(&cut), trajectory(&full));
+    assert_eq!(losses(&cut), losses(&full));
+    let w = "snapshots/step-00000009/weights-00000009.bin";
+    assert_eq!(
+        std::fs::read(cut.join(w)).unwrap(),
+        std::fs::read(full.join(w)).unwrap()
+    );
+}
+
+#[test]
+fn bad_eval_schedules_give_one_error_line_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (extra, want)) in [
+        (
+            &["--eval-at", "9,5"][..],
+            "eval_at: [9, 5] is not strictly increasing",
+        ),
+        (
+            &["--eval-at", "0,5"][..],
+            "eval_at: step 0 is before any training",
+        ),
+        (
+            &["--eval-at", "40"][..],
+            "eval_at: step 40 is beyond the budget of 15 optimizer steps",
+        ),
+        (&["--eval-at", "log:9..2:3"][..], "the range is reversed"),
+        (
+            &["--eval-at", "soon"][..],
+            "--eval-at \"soon\" is not a schedule",
+        ),
+        (&["--eval-generate", "5"][..], "add --eval-at STEPS"),
+        (
+            &["--eval-at", "5", "--eval-generate", "1"][..],
+            "eval.generated: 1 samples per snapshot",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = tmp.path().join(format!("r{i}"));
+        let args = tiny(&out, extra);
+        let e = err(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(e.contains(want), "{extra:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+    // A file's training set has no distribution to draw O from.
+    let npy = tmp.path().join("t.npy");
+    ok(&[
+        "data",
+        "gmm",
+        "--n",
+        "16",
+        "--px",
+        "8",
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
+    let e = err(&[
+        "train",
+        "--data",
+        npy.to_str().unwrap(),
+        "--px",
+        "8",
+        "--steps",
+        "10",
+        "--epochs",
+        "1",
+        "--base-channels",
+        "4",
+        "--eval-at",
+        "1",
+        "--out",
+        tmp.path().join("npy").to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("no distribution to draw a reference set O from"),
+        "{e}"
+    );
 }

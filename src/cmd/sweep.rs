@@ -67,6 +67,10 @@ pub struct SweepArgs {
     /// Stop after this many units (time-boxed runs; rerun to continue).
     #[arg(long, value_name = "N")]
     pub max_units: Option<usize>,
+    /// Train K simulations at once on the one device, one worker thread each (same rows as one
+    /// at a time). On the CPU each worker gets RAYON_NUM_THREADS / K threads (at least 1).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
     /// Do not write the report at the end.
     #[arg(long)]
     pub no_report: bool,
@@ -128,16 +132,6 @@ fn train_config(job: &ModelJob) -> Result<TrainConfig, BoxError> {
     Ok(cfg)
 }
 
-/// Mean of the last (up to) 10 losses.
-fn tail_loss(losses: &[f32]) -> f64 {
-    let tail = &losses[losses.len().saturating_sub(10)..];
-    if tail.is_empty() {
-        f64::NAN
-    } else {
-        tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
-    }
-}
-
 fn sample_options(job: &ModelJob, indexing: Indexing) -> Result<SampleOptions, BoxError> {
     let mut opts: SampleOptions = toml::Value::Table(job.sample.clone())
         .try_into()
@@ -151,7 +145,7 @@ fn sample_options(job: &ModelJob, indexing: Indexing) -> Result<SampleOptions, B
     Ok(opts)
 }
 
-fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner> {
+fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner + Send + 'static> {
     let device = backend::device(kind)?;
     Ok(FnRunner(
         move |job: &ModelJob, train: &ImageSet| -> Result<ModelOutput, BoxError> {
@@ -196,7 +190,7 @@ fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner> {
                         step: tr.step,
                         generated,
                         train_seconds: t0.elapsed().as_secs_f64() - sampling,
-                        loss: tail_loss(&tr.losses),
+                        loss: tr.recent_loss(),
                     });
                     sampling += s0.elapsed().as_secs_f64();
                     Ok(())
@@ -302,13 +296,22 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         shard: args.shard.unwrap_or(Shard::ALL),
         max_units: args.max_units,
         progress: true,
+        threads_per_job: None,
     };
     memdiff_data::config::RunRecord::new("sweep", backend::backend_name(kind), cfg.seed, &cfg)
         .write(Path::new(&out))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let t0 = std::time::Instant::now();
-    let o = memdiff_experiments::run_sweep(cfg, &dir, &opts, &mut runner)
-        .with_context(|| format!("sweep into {}", out.display()))?;
+    let o = if args.jobs > 1 {
+        let mut runners: Vec<Box<dyn ModelRunner + Send>> = vec![Box::new(runner)];
+        for _ in 1..args.jobs {
+            runners.push(Box::new(burn_runner(kind)?));
+        }
+        memdiff_experiments::run_sweep_concurrent(cfg, &dir, &opts, &mut runners)
+    } else {
+        memdiff_experiments::run_sweep(cfg, &dir, &opts, &mut runner)
+    }
+    .with_context(|| format!("sweep into {}", out.display()))?;
     eprintln!(
         "sweep: {} units in the grid, {} in this shard, {} already done, {} computed in {:.1} s; {} rows in {}",
         o.total,

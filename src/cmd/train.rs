@@ -5,10 +5,15 @@ use clap::Args;
 use memdiff_data::config::{load_toml, RunRecord};
 use memdiff_data::gmm::GmmSpec;
 use memdiff_data::mnist::Resize;
+use memdiff_data::progress::ProgressBar;
 use memdiff_data::recipe::DataRecipe;
 use memdiff_diffusion::backend::{self, DeviceKind};
 use memdiff_diffusion::checkpoint;
-use memdiff_diffusion::train::{train_run, RunOptions, TrainConfig};
+use memdiff_diffusion::sample::{describe, sample};
+use memdiff_diffusion::train::{train_run_with_snapshots, RunOptions, TrainConfig, Trainer};
+use memdiff_experiments::config::EvalAt;
+use memdiff_experiments::probe::{self, Probe, ProbeSettings};
+use memdiff_schedule::Schedule;
 use memdiff_schedule::{BetaSchedule, Indexing};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -98,6 +103,25 @@ pub struct TrainArgs {
     /// Continue the run in --out from its checkpoint (settings and data come from it).
     #[arg(long)]
     pub resume: bool,
+    /// Measure the network along training at these optimizer steps: "log:A..B:K" (K steps
+    /// evenly spaced in log) or a list "500,1000,4000"; the last step is always added. Each
+    /// snapshot samples the current weights (the EMA weights with --ema) and writes a row of
+    /// trajectory.csv: f_mem (d1/d2 < 1/3) with its Wilson interval, E_TG, E_OG, Δ, Δ_U, E_OG
+    /// against the oracle's on the same held-out O, and the verdict (docs/METHOD.md §7). Needs
+    /// gmm or mnist data (O is drawn from the distribution, or from digits not trained on).
+    /// Also `[eval] at` in --config.
+    #[arg(long, value_name = "STEPS")]
+    pub eval_at: Option<String>,
+    /// Samples generated at each snapshot. Default 100.
+    #[arg(long, value_name = "G")]
+    pub eval_generate: Option<usize>,
+    /// Size of the held-out reference set O. Default 1000.
+    #[arg(long, value_name = "N")]
+    pub eval_original: Option<usize>,
+    /// Keep the weights of every snapshot as a checkpoint folder under
+    /// OUT/snapshots/step-SSSSSSSS/ (`memdiff eval --checkpoint` audits it). Off by default.
+    #[arg(long)]
+    pub keep_snapshots: bool,
 }
 
 /// A train config file.
@@ -106,13 +130,20 @@ pub struct TrainArgs {
 pub struct TrainFile {
     pub train: TrainConfig,
     pub data: Option<DataRecipe>,
+    /// Measuring along training (`memdiff_experiments::probe::ProbeSettings`).
+    pub eval: ProbeSettings,
 }
+
+/// The resolved measuring settings of a run, kept in OUT/eval.toml so that --resume measures
+/// the rest of the run as the start did.
+const EVAL_FILE: &str = "eval.toml";
 
 /// The settings recorded in run.toml.
 #[derive(Debug, Serialize)]
 struct Settings<'a> {
     train: &'a TrainConfig,
     data: &'a DataRecipe,
+    eval: Option<&'a ProbeSettings>,
     out: String,
     device: String,
     resume: bool,
@@ -256,7 +287,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let kind: DeviceKind = a.device.parse().context("--device")?;
     let device = backend::device(kind).context("--device")?;
 
-    let (cfg, recipe, out) = if a.resume {
+    let (cfg, recipe, out, mut eval, resumed_at) = if a.resume {
         let out = a
             .out
             .clone()
@@ -269,7 +300,20 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             bail!("--resume takes the settings and data from {}/checkpoint.toml: drop --config / --data / --mnist-dir (only --epochs, --max-steps and --checkpoint-every may change)", out.display());
         }
         check_resume_data(&a, &meta.data, &out)?;
-        (cfg, meta.data, out)
+        if a.eval_at.is_some()
+            || a.eval_generate.is_some()
+            || a.eval_original.is_some()
+            || a.keep_snapshots
+        {
+            bail!("--resume measures the rest of the run as its start did ({}/{EVAL_FILE}): drop --eval-at / --eval-generate / --eval-original / --keep-snapshots", out.display());
+        }
+        let eval_path = out.join(EVAL_FILE);
+        let eval = if eval_path.exists() {
+            load_toml::<ProbeSettings>(&eval_path)?
+        } else {
+            ProbeSettings::default()
+        };
+        (cfg, meta.data, out, eval, Some(meta.step))
     } else {
         let file: TrainFile = match &a.config {
             Some(p) => load_toml(p)?,
@@ -277,6 +321,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         };
         let mut cfg = file.train;
         apply_flags(&mut cfg, &a);
+        let mut eval = file.eval;
+        apply_eval_flags(&mut eval, &a)?;
         let recipe = match recipe_from_flags(&a, &cfg)? {
             Some(r) => r,
             None => match file.data {
@@ -295,7 +341,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                 out.display()
             );
         }
-        (cfg, recipe, out)
+        (cfg, recipe, out, eval, None)
     };
     cfg.validate().context("training settings")?;
     crate::cmd::log_output_folder(&out, a.out.is_none());
@@ -305,11 +351,18 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
 
     let data = recipe.build().context("building the training set")?;
     check_data(&data, &cfg)?;
+    let snapshots = eval
+        .steps(cfg.total_steps(cfg.split(data.n).0))
+        .context("measuring along training")?;
+    // Recorded resolved: the seed, and the step labels the network was trained with.
+    eval.seed = Some(eval.seed.unwrap_or(cfg.seed));
+    eval.sample.indexing = cfg.indexing;
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let settings = Settings {
         train: &cfg,
         data: &recipe,
+        eval: snapshots.as_ref().map(|_| &eval),
         out: out.display().to_string(),
         device: kind.to_string(),
         resume: a.resume,
@@ -329,6 +382,12 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         backend::backend_name(kind),
         out.display()
     );
+    let mut watch = match &snapshots {
+        Some(at) => Some(Watch::new(
+            &eval, &cfg, &recipe, &data, &out, resumed_at, at,
+        )?),
+        None => None,
+    };
     let pb = memdiff_data::progress::bar(0, "steps");
     let opts = RunOptions {
         out: out.clone(),
@@ -336,9 +395,23 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         device: kind,
         recipe,
     };
-    let summary = train_run(&cfg, &data, &device, &opts, Some(&pb));
+    let at = snapshots.unwrap_or_default();
+    let summary = train_run_with_snapshots(
+        &cfg,
+        &data,
+        &device,
+        &opts,
+        Some(&pb),
+        &at,
+        eval.keep_weights,
+        &mut |tr: &Trainer| match watch.as_mut() {
+            Some(w) => w.measure(tr, &device, &pb),
+            None => Ok(()),
+        },
+    );
     pb.finish_and_clear();
     let summary = summary.with_context(|| format!("training into {}", out.display()))?;
+    let last = watch.as_ref().and_then(|w| w.rows.last());
     println!(
         "{}",
         serde_json::json!({
@@ -350,6 +423,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             "img_per_s": (summary.img_per_s * 10.0).round() / 10.0,
             "resumed_from": summary.resumed_from,
             "backend": backend::backend_name(kind),
+            "trajectory": watch.as_ref().map(|w| w.path.display().to_string()),
+            "f_mem": last.map(|r| r.f_mem),
+            "e_og_vs_oracle": last.map(|r| r.e_og_vs_oracle),
+            "verdict": last.map(|r| r.verdict.clone()),
         })
     );
     Ok(())
@@ -368,4 +445,145 @@ fn check_data(data: &memdiff_data::ImageSet, cfg: &TrainConfig) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// The `--eval-*` flags over the `[eval]` table.
+fn apply_eval_flags(e: &mut ProbeSettings, a: &TrainArgs) -> anyhow::Result<()> {
+    if let Some(t) = &a.eval_at {
+        e.at = Some(parse_eval_at(t)?);
+    }
+    if let Some(g) = a.eval_generate {
+        e.generated = g;
+    }
+    if let Some(n) = a.eval_original {
+        e.n_original = n;
+    }
+    if a.keep_snapshots {
+        e.keep_weights = true;
+    }
+    if e.at.is_none()
+        && (a.eval_generate.is_some() || a.eval_original.is_some() || a.keep_snapshots)
+    {
+        bail!("--eval-generate / --eval-original / --keep-snapshots measure along training: add --eval-at STEPS");
+    }
+    Ok(())
+}
+
+/// `--eval-at`: "log:A..B:K" or a comma-separated list of optimizer steps.
+fn parse_eval_at(t: &str) -> anyhow::Result<EvalAt> {
+    if t.trim_start().starts_with("log:") {
+        return Ok(EvalAt::Text(t.trim().to_string()));
+    }
+    t.split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map(EvalAt::List)
+        .map_err(|_| anyhow::anyhow!("--eval-at \"{t}\" is not a schedule: write \"log:A..B:K\" (e.g. log:100..20000:10) or a list of optimizer steps (e.g. 500,1000,4000)"))
+}
+
+/// The measuring side of a run: the probe (held-out O, oracle), the sampler and the rows of
+/// trajectory.csv so far.
+struct Watch {
+    probe: Probe,
+    schedule: Schedule,
+    sample: memdiff_schedule::SampleOptions,
+    sampler: String,
+    generated: usize,
+    seed: u64,
+    path: PathBuf,
+    rows: Vec<probe::ProbeRow>,
+    start: std::time::Instant,
+    measuring: f64,
+}
+
+impl Watch {
+    fn new(
+        eval: &ProbeSettings,
+        cfg: &TrainConfig,
+        recipe: &DataRecipe,
+        data: &memdiff_data::ImageSet,
+        out: &std::path::Path,
+        resumed_at: Option<usize>,
+        at: &[usize],
+    ) -> anyhow::Result<Self> {
+        let seed = eval.seed.unwrap_or(cfg.seed);
+        let (o, oracle) = probe::reference_sets(recipe, eval.n_original, eval.generated, seed)
+            .context("measuring along training")?;
+        let probe =
+            Probe::new(&o, data, &oracle, eval, seed).context("measuring along training")?;
+        let schedule = Schedule::new(cfg.schedule, cfg.diffusion_steps)?;
+        let sample = eval.sample.clone();
+        let path = out.join("trajectory.csv");
+        // A resumed run keeps the rows up to its checkpoint and measures the rest again.
+        let rows = match resumed_at {
+            Some(step) => probe::rows_up_to(&path, step)?,
+            None => {
+                memdiff_data::atomic::write_bytes(
+                    &out.join(EVAL_FILE),
+                    toml::to_string_pretty(eval)?.as_bytes(),
+                )
+                .with_context(|| format!("writing {}/{EVAL_FILE}", out.display()))?;
+                Vec::new()
+            }
+        };
+        probe::write_rows(&path, &rows)?;
+        tracing::info!(
+            "measuring at {} snapshots ({} samples each, O of {} held-out images, oracle E_OG {:.4}) into {}",
+            at.len(),
+            eval.generated,
+            o.n,
+            probe.e_og_oracle(),
+            path.display()
+        );
+        Ok(Self {
+            sampler: describe(&sample, &schedule),
+            probe,
+            schedule,
+            sample,
+            generated: eval.generated,
+            seed: memdiff_data::seed::derive_seed(seed, "probe-sample", &[]),
+            path,
+            rows,
+            start: std::time::Instant::now(),
+            measuring: 0.0,
+        })
+    }
+
+    fn measure(
+        &mut self,
+        tr: &Trainer,
+        device: &backend::Device,
+        pb: &ProgressBar,
+    ) -> Result<(), memdiff_diffusion::train::SnapshotError> {
+        let s0 = std::time::Instant::now();
+        let trained = s0.duration_since(self.start).as_secs_f64() - self.measuring;
+        let model = tr.ema_model().unwrap_or_else(|| tr.model());
+        let g = sample(
+            &model,
+            &self.schedule,
+            self.generated,
+            &self.sample,
+            self.seed,
+            device,
+            None,
+        )?;
+        let row = self
+            .probe
+            .measure(tr.step, &g, &self.sampler, tr.recent_loss(), trained)?;
+        pb.suspend(|| {
+            tracing::info!(
+                "step {}: f_mem {:.2} [{:.2}, {:.2}], E_OG / oracle {:.2}, {}",
+                row.train_step,
+                row.f_mem,
+                row.f_mem_lo,
+                row.f_mem_hi,
+                row.e_og_vs_oracle,
+                row.verdict
+            )
+        });
+        self.rows.push(row);
+        probe::write_rows(&self.path, &self.rows)?;
+        self.measuring += s0.elapsed().as_secs_f64();
+        Ok(())
+    }
 }

@@ -1,9 +1,17 @@
 //! Which burn backend runs the network. `flex` (pure-Rust CPU, multi-threaded with SIMD) is the
 //! default; `wgpu`, `cuda` and `ndarray` exist when the binary was built with the cargo feature of
 //! the same name.
+//!
+//! The GPU builds (`wgpu`, `cuda`) turn on burn-cubecl's `autotune`, `fusion` and `persistence`:
+//! kernels are timed per shape on first use and the choices kept on disk, in the user cache
+//! folder (`$XDG_CACHE_HOME/cubecl`, by default `~/.cache/cubecl`) unless a `cubecl.toml` (or a
+//! `burn.toml` with a `[cubecl]` table) in the working folder or above says otherwise
+//! ([`cubecl_config_file`]); cubecl's own default would be a `target/environment` folder under
+//! whichever Cargo workspace the command runs in, or the user cache folder outside one.
 
 pub use burn::tensor::Device;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// A backend the user can ask for with `--device`.
@@ -77,8 +85,59 @@ pub fn is_available(kind: DeviceKind) -> bool {
     }
 }
 
+/// The cubecl configuration file that cubecl itself would read from `start`: the first of
+/// `cubecl.toml`, `CubeCL.toml`, or a `burn.toml` / `Burn.toml` holding a `[cubecl]` table, in
+/// `start` or the nearest folder above it. `None`: memdiff places the autotune cache (module doc).
+pub fn cubecl_config_file(start: &Path) -> Option<PathBuf> {
+    for dir in start.ancestors() {
+        for name in ["cubecl.toml", "CubeCL.toml"] {
+            if dir.join(name).is_file() {
+                return Some(dir.join(name));
+            }
+        }
+        for name in ["burn.toml", "Burn.toml"] {
+            let p = dir.join(name);
+            let has_table = std::fs::read_to_string(&p)
+                .ok()
+                .and_then(|text| text.parse::<toml::Table>().ok())
+                .is_some_and(|t| t.contains_key("cubecl"));
+            if has_table {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Puts burn-cubecl's persistent caches (autotune results, compiled kernels) in the user cache
+/// folder unless a cubecl configuration file decides (module doc). Once per process, before the
+/// first GPU device is opened; cubecl's environment variables (`CUBECL_AUTOTUNE_LEVEL`,
+/// `CUBECL_AUTOTUNE_CACHE=0`, …) still apply.
+#[cfg(feature = "gpu")]
+fn place_gpu_caches() {
+    use burn_cubecl::cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        if let Some(file) = cubecl_config_file(&cwd) {
+            tracing::debug!("cubecl settings from {}", file.display());
+            return;
+        }
+        let mut cfg = CubeClRuntimeConfig::default().override_from_env();
+        cfg.environment.path = CacheConfig::Global;
+        let root = cfg.environment.path.root();
+        if CubeClRuntimeConfig::try_set(cfg) {
+            tracing::debug!("GPU autotune cache in {}", root.display());
+        }
+    });
+}
+
 /// The plain (inference) device of `kind`. Training wraps it with `.autodiff()`.
 pub fn device(kind: DeviceKind) -> Result<Device, BackendError> {
+    #[cfg(feature = "gpu")]
+    if matches!(kind, DeviceKind::Wgpu | DeviceKind::Cuda) {
+        place_gpu_caches();
+    }
     let missing = |feature: &'static str| BackendError::NotBuilt {
         kind: backend_name(kind),
         feature,
@@ -145,5 +204,31 @@ mod tests {
                 assert!(e.contains("--features"), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn finds_the_cubecl_settings_cubecl_would_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("a/b");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(cubecl_config_file(&deep), None);
+        // A burn.toml without a [cubecl] table is not cubecl's.
+        std::fs::write(tmp.path().join("a/burn.toml"), "[other]\nx = 1\n").unwrap();
+        assert_eq!(cubecl_config_file(&deep), None);
+        std::fs::write(tmp.path().join("cubecl.toml"), "").unwrap();
+        assert_eq!(
+            cubecl_config_file(&deep),
+            Some(tmp.path().join("cubecl.toml"))
+        );
+        // The nearest folder wins.
+        std::fs::write(
+            tmp.path().join("a/burn.toml"),
+            "[cubecl.autotune]\nlevel = \"minimal\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cubecl_config_file(&deep),
+            Some(tmp.path().join("a/burn.toml"))
+        );
     }
 }

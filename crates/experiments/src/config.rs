@@ -208,7 +208,7 @@ impl EvalAt {
         if let Some(&last) = steps.last() {
             if last > budget {
                 return Err(format!(
-                    "step {last} is beyond the budget train_steps = {budget}"
+                    "step {last} is beyond the budget of {budget} optimizer steps"
                 ));
             }
         }
@@ -434,13 +434,9 @@ impl SweepConfig {
             })?;
             e.resolve(budget).map_err(|m| bad("eval_at", m))?;
         }
-        let r = &self.verdict;
-        if !(r.quality_tolerance >= 0.0 && r.quality_tolerance.is_finite()) {
-            return Err(bad("verdict.quality_tolerance", "must be a number >= 0"));
-        }
-        if !(r.copy_fraction > 0.0 && r.copy_fraction <= 1.0) {
-            return Err(bad("verdict.copy_fraction", "must be in (0, 1]"));
-        }
+        self.verdict
+            .validate()
+            .map_err(|(field, message)| bad(field, message))?;
         for (k, v) in &self.train {
             if ["px", "diffusion_steps", "seed"].contains(&k.as_str()) {
                 return Err(bad(

@@ -5,6 +5,7 @@
 //! - [`grid`]: the units of work, their seeds, `--shard i/k`;
 //! - [`sim`]: one unit (draw O and T, generators, metric), the network behind [`sim::ModelRunner`];
 //! - [`store`]: the sweep folder (one atomic file per finished unit, results.csv, merge);
+//! - [`probe`]: one training run measured at snapshots (`memdiff train --eval-at`);
 //! - [`run`]: the driver; [`report`] and [`plots`]: the aggregated table and figures.
 //!
 //! No deep-learning framework here: the binary implements [`sim::ModelRunner`] over burn.
@@ -13,6 +14,7 @@ pub mod config;
 pub mod grid;
 pub mod metric;
 pub mod plots;
+pub mod probe;
 pub mod report;
 pub mod row;
 pub mod run;
@@ -23,6 +25,6 @@ pub mod trajectory;
 
 pub use config::SweepConfig;
 pub use row::SimRow;
-pub use run::{report_dir, run_one, run_sweep, RunOptions, SweepOutcome};
+pub use run::{report_dir, run_one, run_sweep, run_sweep_concurrent, RunOptions, SweepOutcome};
 pub use sim::{ModelJob, ModelOutput, ModelRunner};
 pub use store::SweepDir;

@@ -1,11 +1,17 @@
 //! The sweep driver: expand the grid, skip finished units, run the rest (this shard's share),
 //! write each unit atomically, rebuild results.csv, write the report.
+//!
+//! [`run_sweep`] runs the units one at a time; [`run_sweep_concurrent`] runs K of them at once,
+//! one worker thread per runner, each unit still computed whole by one worker from its own seeds,
+//! so every unit's rows are those it gets alone, and results.csv (rebuilt in grid order from the
+//! unit files) is the same as a one-at-a-time run's, timing columns aside.
 
 use crate::config::SweepConfig;
 use crate::grid::{units, Shard, Unit};
 use crate::row::SimRow;
 use crate::sim::{ModelRunner, SimContext, SimError};
 use crate::store::{StoreError, SweepDir};
+use memdiff_data::progress::ProgressBar;
 
 /// Errors of a sweep.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +26,8 @@ pub enum SweepError {
     Report(#[from] crate::report::ReportError),
     #[error("unit {0} is not in this config's grid (C, n, s and sim must be listed values)")]
     NotInGrid(String),
+    #[error("cannot start the sweep's worker threads: {0}")]
+    Threads(String),
 }
 
 /// Options of one sweep invocation.
@@ -30,6 +38,9 @@ pub struct RunOptions {
     pub max_units: Option<usize>,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// [`run_sweep_concurrent`]: rayon threads of each worker (None: the global pool's threads,
+    /// `RAYON_NUM_THREADS` or the cores, split evenly between the workers, at least 1 each).
+    pub threads_per_job: Option<usize>,
 }
 
 impl Default for RunOptions {
@@ -38,6 +49,7 @@ impl Default for RunOptions {
             shard: Shard::ALL,
             max_units: None,
             progress: true,
+            threads_per_job: None,
         }
     }
 }
@@ -56,12 +68,125 @@ pub struct SweepOutcome {
     pub complete: bool,
 }
 
-/// Runs (or resumes) a sweep into `dir`.
+/// Runs (or resumes) a sweep into `dir`, one unit at a time in this thread.
 pub fn run_sweep(
-    mut cfg: SweepConfig,
+    cfg: SweepConfig,
     dir: &SweepDir,
     opts: &RunOptions,
     runner: &mut dyn ModelRunner,
+) -> Result<SweepOutcome, SweepError> {
+    drive(cfg, dir, opts, |cfg, todo, bar| {
+        let mut ctx = unit_context(cfg, dir)?;
+        for u in todo {
+            bar.set_message(u.id());
+            let rows = ctx.run_unit(u, runner)?;
+            dir.write_unit(u, &rows)?;
+            bar.inc(1);
+        }
+        Ok(todo.len())
+    })
+}
+
+/// Runs (or resumes) a sweep into `dir` with one worker thread per runner, each taking the next
+/// unfinished unit (in grid order) as it frees up: `runners.len()` trainings at once on one
+/// device. Every unit is computed whole by one worker, with its own [`SimContext`], and written
+/// to its own file as soon as it is done, so an interrupted run resumes as a sequential one
+/// does and results.csv (rebuilt in grid order) equals [`run_sweep`]'s, timing columns aside.
+/// Each worker runs in its own rayon pool of `opts.threads_per_job` threads (CPU backends).
+/// After a unit fails no new unit is started; the units already running finish and are kept,
+/// and the error of the earliest failed unit (in grid order) is returned.
+pub fn run_sweep_concurrent(
+    cfg: SweepConfig,
+    dir: &SweepDir,
+    opts: &RunOptions,
+    runners: &mut [Box<dyn ModelRunner + Send>],
+) -> Result<SweepOutcome, SweepError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    assert!(!runners.is_empty(), "run_sweep_concurrent needs a runner");
+    let threads = opts
+        .threads_per_job
+        .unwrap_or_else(|| rayon::current_num_threads() / runners.len())
+        .max(1);
+    drive(cfg, dir, opts, |cfg, todo, bar| {
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        // One worker: take units until none is left or another worker failed.
+        let work =
+            |runner: &mut Box<dyn ModelRunner + Send>| -> Result<usize, (usize, SweepError)> {
+                let mut ctx = unit_context(cfg, dir).map_err(|e| (0, e))?;
+                let mut done = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(u) = todo.get(i) else { break };
+                    bar.set_message(u.id());
+                    let written = ctx
+                        .run_unit(u, runner.as_mut())
+                        .map_err(SweepError::from)
+                        .and_then(|rows| Ok(dir.write_unit(u, &rows)?));
+                    if let Err(e) = written {
+                        stop.store(true, Ordering::SeqCst);
+                        return Err((i, e));
+                    }
+                    done += 1;
+                    bar.inc(1);
+                }
+                Ok(done)
+            };
+        let outcomes: Vec<Result<usize, (usize, SweepError)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = runners
+                .iter_mut()
+                .map(|runner| {
+                    let work = &work;
+                    scope.spawn(move || {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .map_err(|e| (0, SweepError::Threads(e.to_string())))?;
+                        pool.install(|| work(runner))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut computed = 0;
+        let mut first: Option<(usize, SweepError)> = None;
+        for o in outcomes {
+            match o {
+                Ok(n) => computed += n,
+                Err((i, e)) => {
+                    if first.as_ref().is_none_or(|(j, _)| i < *j) {
+                        first = Some((i, e));
+                    }
+                }
+            }
+        }
+        match first {
+            Some((_, e)) => Err(e),
+            None => Ok(computed),
+        }
+    })
+}
+
+/// The state one worker computes units with.
+fn unit_context(cfg: &SweepConfig, dir: &SweepDir) -> Result<SimContext, SweepError> {
+    let mut ctx = SimContext::new(cfg.clone())?;
+    if cfg.save_images > 0 {
+        ctx.samples_dir = Some(dir.samples());
+    }
+    Ok(ctx)
+}
+
+/// What both drivers share: check and claim the folder, list this shard's unfinished units (at
+/// most `max_units`), let `compute` run them (it returns how many it finished), then rebuild
+/// results.csv.
+fn drive(
+    mut cfg: SweepConfig,
+    dir: &SweepDir,
+    opts: &RunOptions,
+    compute: impl FnOnce(&SweepConfig, &[Unit], &ProgressBar) -> Result<usize, SweepError>,
 ) -> Result<SweepOutcome, SweepError> {
     cfg.validate()?;
     dir.claim(&cfg)?;
@@ -69,20 +194,9 @@ pub fn run_sweep(
     let mine = opts.shard.select(&all);
     let todo: Vec<Unit> = mine.iter().copied().filter(|u| !dir.is_done(u)).collect();
     let skipped = mine.len() - todo.len();
-    let mut ctx = SimContext::new(cfg.clone())?;
-    if cfg.save_images > 0 {
-        ctx.samples_dir = Some(dir.samples());
-    }
+    let limit = opts.max_units.unwrap_or(usize::MAX).min(todo.len());
     let bar = memdiff_data::progress::bar_if(opts.progress, todo.len() as u64, "units");
-    let limit = opts.max_units.unwrap_or(usize::MAX);
-    let mut computed = 0;
-    for u in todo.iter().take(limit) {
-        bar.set_message(u.id());
-        let rows = ctx.run_unit(u, runner)?;
-        dir.write_unit(u, &rows)?;
-        computed += 1;
-        bar.inc(1);
-    }
+    let computed = compute(&cfg, &todo[..limit], &bar)?;
     bar.finish_and_clear();
     let rows = dir.rebuild_results()?;
     let finished = dir.finished()?;
@@ -294,6 +408,84 @@ mod tests {
             files.iter().any(|f| f.ends_with("samples_c1_s10.png")),
             "{files:?}"
         );
+    }
+
+    /// FakeModel that fails on the units listed (by id).
+    struct Failing(Vec<String>);
+    impl ModelRunner for Failing {
+        fn train_and_sample(
+            &mut self,
+            job: &ModelJob,
+            train: &ImageSet,
+        ) -> Result<ModelOutput, BoxError> {
+            if self.0.contains(&job.unit.id()) {
+                return Err(format!("no luck for {}", job.unit.id()).into());
+            }
+            FakeModel.train_and_sample(job, train)
+        }
+    }
+
+    fn fakes(k: usize) -> Vec<Box<dyn ModelRunner + Send>> {
+        (0..k)
+            .map(|_| Box::new(FakeModel) as Box<dyn ModelRunner + Send>)
+            .collect()
+    }
+
+    #[test]
+    fn concurrent_workers_give_the_one_at_a_time_results() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = tiny();
+        c.train_steps = Some(400);
+        c.eval_at = Some(crate::config::EvalAt::List(vec![4, 40]));
+        let one = SweepDir::new(tmp.path().join("one"));
+        run_sweep(c.clone(), &one, &opts(), &mut FakeModel).unwrap();
+        for k in [2, 3, 8] {
+            let d = SweepDir::new(tmp.path().join(format!("k{k}")));
+            let o = run_sweep_concurrent(c.clone(), &d, &opts(), &mut fakes(k)).unwrap();
+            assert_eq!((o.total, o.computed, o.rows, o.complete), (6, 6, 36, true));
+            assert_eq!(results(&d), results(&one), "{k} workers");
+            assert_eq!(
+                std::fs::read(d.samples().join("c1-n5-s10.npy")).unwrap(),
+                std::fs::read(one.samples().join("c1-n5-s10.npy")).unwrap()
+            );
+        }
+        // Interrupted after 3 units by 2 workers, resumed by 3: the same table.
+        let part = SweepDir::new(tmp.path().join("part"));
+        let limited = RunOptions {
+            max_units: Some(3),
+            ..opts()
+        };
+        let o = run_sweep_concurrent(c.clone(), &part, &limited, &mut fakes(2)).unwrap();
+        assert_eq!((o.computed, o.complete), (3, false));
+        assert_eq!(part.finished().unwrap().len(), 3);
+        let o = run_sweep_concurrent(c.clone(), &part, &opts(), &mut fakes(3)).unwrap();
+        assert_eq!((o.skipped, o.computed, o.complete), (3, 3, true));
+        assert_eq!(results(&part), results(&one));
+    }
+
+    #[test]
+    fn a_failing_unit_stops_the_workers_and_keeps_the_finished_units() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = SweepDir::new(tmp.path());
+        // Units in grid order: c1-n5-s10-sim0..2, c1-n20-s10-sim0..2.
+        let bad = vec!["c1-n20-s10-sim2".to_string(), "c1-n5-s10-sim2".to_string()];
+        let mut runners: Vec<Box<dyn ModelRunner + Send>> = vec![
+            Box::new(Failing(bad.clone())),
+            Box::new(Failing(bad.clone())),
+        ];
+        let e = run_sweep_concurrent(tiny(), &d, &opts(), &mut runners).unwrap_err();
+        // The earliest failed unit in grid order is the one reported.
+        assert_eq!(
+            e.to_string(),
+            "unit c1-n5-s10-sim2: training/sampling failed: no luck for c1-n5-s10-sim2"
+        );
+        let done = d.finished().unwrap();
+        assert!(!done.keys().any(|u| bad.contains(&u.id())), "{done:?}");
+        assert!(done.len() >= 2, "{done:?}");
+        // A rerun with working runners completes the sweep.
+        let o = run_sweep_concurrent(tiny(), &d, &opts(), &mut fakes(2)).unwrap();
+        assert!(o.complete);
+        assert_eq!(o.skipped + o.computed, 6);
     }
 
     #[test]

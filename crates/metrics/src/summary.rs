@@ -314,6 +314,19 @@ impl Default for VerdictRule {
     }
 }
 
+impl VerdictRule {
+    /// Checks the thresholds; an error names the key (`verdict.copy_fraction`, …).
+    pub fn validate(&self) -> std::result::Result<(), (&'static str, &'static str)> {
+        if !(self.quality_tolerance >= 0.0 && self.quality_tolerance.is_finite()) {
+            return Err(("verdict.quality_tolerance", "must be a number >= 0"));
+        }
+        if !(self.copy_fraction > 0.0 && self.copy_fraction <= 1.0) {
+            return Err(("verdict.copy_fraction", "must be in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
 /// What a model group is doing at its training step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
