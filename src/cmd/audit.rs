@@ -513,7 +513,7 @@ pub fn run(args: &super::eval::EvalArgs) -> anyhow::Result<()> {
     a.kde = super::eval::kde_options(&args.bandwidth, args.paper_scale, args.min_std)?;
     a.dequantize = super::eval::parse_dequant(args)?;
     a.save_sets = args.save_sets.clone();
-    let pb = super::sample::progress_bar(0);
+    let pb = memdiff_data::progress::bar(0, "network evals");
     let r = audit(&a, Some(&pb));
     pb.finish_and_clear();
     print(&r?, args.json, args.nn)

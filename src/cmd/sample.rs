@@ -2,8 +2,8 @@
 //! `.npy` `(n, channels, px, px)` in `[0, 1]`, an optional PNG grid, and `<out>.run.toml`.
 use anyhow::{bail, Context};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use memdiff_data::config::RunRecord;
+use memdiff_data::progress;
 use memdiff_diffusion::backend::{self, DeviceKind};
 use memdiff_diffusion::checkpoint;
 use memdiff_diffusion::sample::{self, Form, SampleOptions, Sampler, Schedule, TimestepSpacing};
@@ -89,19 +89,6 @@ pub fn run_toml_path(out: &Path) -> PathBuf {
     out.with_extension("run.toml")
 }
 
-/// A progress bar of `len` network evaluations on stderr (hidden when stderr is not a TTY).
-pub fn progress_bar(len: u64) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} network evals  ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    pb
-}
-
 /// Checks that `path`'s folder exists, so that a bad --out fails before minutes of sampling.
 pub fn check_out_dir(flag: &str, path: &Path) -> anyhow::Result<()> {
     let dir = match path.parent() {
@@ -169,7 +156,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     // Validate the options before loading anything else or starting the bar.
     sample::plan(&schedule, &opts)?;
 
-    let pb = progress_bar(sample::evaluations(a.n, &schedule, &opts));
+    let pb = progress::bar(sample::evaluations(a.n, &schedule, &opts), "network evals");
     let start = Instant::now();
     let images = sample::sample(&model, &schedule, a.n, &opts, a.seed, &device, Some(&pb));
     pb.finish_and_clear();

@@ -2,10 +2,10 @@
 //! the recipe of the training set).
 use anyhow::{bail, Context};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use memdiff_data::config::{load_toml, RunRecord};
 use memdiff_data::gmm::GmmSpec;
 use memdiff_data::mnist::Resize;
+use memdiff_data::progress::ProgressBar;
 use memdiff_data::recipe::DataRecipe;
 use memdiff_diffusion::backend::{self, DeviceKind};
 use memdiff_diffusion::checkpoint;
@@ -283,18 +283,6 @@ fn default_out(recipe: &DataRecipe, cfg: &TrainConfig) -> PathBuf {
     ))
 }
 
-pub fn progress_bar() -> ProgressBar {
-    let pb = ProgressBar::new(0);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    pb
-}
-
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let kind: DeviceKind = a.device.parse().context("--device")?;
     let device = backend::device(kind).context("--device")?;
@@ -400,7 +388,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
-    let pb = progress_bar();
+    let pb = memdiff_data::progress::bar(0, "steps");
     let opts = RunOptions {
         out: out.clone(),
         resume: a.resume,

@@ -18,6 +18,7 @@ pub mod images;
 pub mod mnist;
 pub mod npy;
 pub mod png;
+pub mod progress;
 
 pub use error::{check_side, DataError};
 pub use gmm::{GmmComponent, GmmSpec};

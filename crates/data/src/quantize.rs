@@ -48,6 +48,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ImageSet, Pixel};
 
+/// The version of this policy, recorded with a sweep's results (`sweep.toml`) so that a sweep
+/// folder is never resumed or merged under another policy. Raise it with every change here that
+/// changes numbers (which sets get noise, the streams, the tolerances, the excluded pixels).
+/// 1: the sweep's own treatment before this module (no noise on the model's G, grid tolerance
+/// `1e-4/255`, constant pixels kept); 2: this module.
+pub const POLICY: u32 = 2;
+
 /// One quantisation step of u8 data in `[0, 1]`: `1/255`.
 pub const QUANT_STEP: f64 = 1.0 / 255.0;
 

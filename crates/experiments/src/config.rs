@@ -149,6 +149,11 @@ pub struct SweepConfig {
     pub bandwidth: String,
     /// Quantised data treatment: auto | uniform | floor | none.
     pub dequantize: Dequantize,
+    /// The version of the quantised-data policy (`memdiff_data::quantize::POLICY`) the sweep ran
+    /// under: set by [`SweepConfig::validate`] and recorded in `sweep.toml`; leave it out of a
+    /// config. A `sweep.toml` without it predates the one policy (version 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dequantize_policy: Option<u32>,
     /// Nearest-neighbour ratios (Carlini et al.) of every generated sample against T.
     pub nn: bool,
     /// Generated images saved (with their nearest training images) per grid point, from sim 0.
@@ -284,6 +289,7 @@ impl Default for SweepConfig {
             fresh_original: true,
             bandwidth: "std-over-n".into(),
             dequantize: Dequantize::Auto,
+            dequantize_policy: None,
             nn: true,
             save_images: 8,
             pair: false,
@@ -327,6 +333,18 @@ impl SweepConfig {
         }
         if self.n.is_empty() || self.n.contains(&0) {
             return Err(bad("n", "give at least one training-set size, all >= 1"));
+        }
+        let policy = memdiff_data::quantize::POLICY;
+        match self.dequantize_policy {
+            Some(v) if v != policy => {
+                return Err(bad(
+                    "dequantize_policy",
+                    format!(
+                        "{v}: this memdiff implements quantised-data policy {policy} (docs/METHOD.md §4.5); the sweep records the key in sweep.toml, leave it out of a config"
+                    ),
+                ))
+            }
+            _ => self.dequantize_policy = Some(policy),
         }
         if self.has_model() && (self.steps.is_empty() || self.steps.iter().any(|&s| s < 2)) {
             return Err(bad(
@@ -473,10 +491,26 @@ impl SweepConfig {
         }
     }
 
+    /// Whether the quantised-data policy can change this sweep's numbers: not under
+    /// `dequantize = "none"`, nor under `auto` on unclipped Gaussian-mixture data (continuous
+    /// draws: never on the grid, no ties).
+    pub fn dequantize_can_act(&self) -> bool {
+        match self.dequantize {
+            Dequantize::None => false,
+            Dequantize::Auto => self.data != DataKind::Gmm || self.gmm.clip,
+            Dequantize::Uniform | Dequantize::Floor => true,
+        }
+    }
+
     /// The part of the config that determines every row's numbers apart from the grid lists:
-    /// a resumed or merged sweep must match it exactly.
+    /// a resumed or merged sweep must match it exactly. It includes the quantised-data policy's
+    /// version where that policy can act ([`SweepConfig::dequantize_can_act`]; an unrecorded
+    /// version is 1, the sweeps before the one policy).
     pub fn fingerprint(&self) -> String {
         let mut c = self.clone();
+        c.dequantize_policy = self
+            .dequantize_can_act()
+            .then(|| self.dequantize_policy.unwrap_or(1));
         // The data actually read: MNIST settings do not matter to a GMM sweep, and sweeps
         // recorded before the subset was embedded name it by its repository path.
         if c.data == DataKind::Gmm {

@@ -11,6 +11,7 @@ use crate::grid::{units, Shard, Unit};
 use crate::row::SimRow;
 use crate::sim::{ModelRunner, SimContext, SimError};
 use crate::store::{StoreError, SweepDir};
+use memdiff_data::progress::ProgressBar;
 
 /// Errors of a sweep.
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +201,7 @@ fn drive(
     mut cfg: SweepConfig,
     dir: &SweepDir,
     opts: &RunOptions,
-    compute: impl FnOnce(&SweepConfig, &[Unit], &indicatif::ProgressBar) -> Result<usize, SweepError>,
+    compute: impl FnOnce(&SweepConfig, &[Unit], &ProgressBar) -> Result<usize, SweepError>,
 ) -> Result<SweepOutcome, SweepError> {
     cfg.validate()?;
     dir.claim(&cfg)?;
@@ -209,18 +210,7 @@ fn drive(
     let todo: Vec<Unit> = mine.iter().copied().filter(|u| !dir.is_done(u)).collect();
     let skipped = mine.len() - todo.len();
     let limit = opts.max_units.unwrap_or(usize::MAX).min(todo.len());
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(todo.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} units, ETA {eta} {msg}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
+    let bar = memdiff_data::progress::bar_if(opts.progress, todo.len() as u64, "units");
     let computed = compute(&cfg, &todo[..limit], &bar)?;
     bar.finish_and_clear();
     let rows = dir.rebuild_results()?;

@@ -40,6 +40,12 @@ pub enum StoreError {
     },
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
+    #[error("{path} holds results computed under quantised-data policy {recorded}; this memdiff computes policy {now} (docs/METHOD.md §4.5) and does not mix the two: use another --out folder")]
+    Policy {
+        path: PathBuf,
+        recorded: u32,
+        now: u32,
+    },
 }
 
 /// A sweep output folder.
@@ -166,6 +172,9 @@ impl SweepDir {
     pub fn claim(&self, cfg: &SweepConfig) -> Result<(), StoreError> {
         let mut merged = cfg.clone();
         if let Some(old) = self.recorded_config()? {
+            if let Some(e) = policy_mismatch(self.config_path(), &old, cfg) {
+                return Err(e);
+            }
             if old.fingerprint() != cfg.fingerprint() {
                 return Err(StoreError::Mismatch {
                     path: self.config_path(),
@@ -237,6 +246,23 @@ impl SweepDir {
     }
 }
 
+/// The error for two configs whose quantised-data policies differ where the policy acts
+/// (`recorded` first; [`SweepConfig::fingerprint`]).
+fn policy_mismatch(path: PathBuf, recorded: &SweepConfig, now: &SweepConfig) -> Option<StoreError> {
+    let version = |c: &SweepConfig| {
+        c.dequantize_can_act()
+            .then(|| c.dequantize_policy.unwrap_or(1))
+    };
+    match (version(recorded), version(now)) {
+        (Some(recorded), Some(now)) if recorded != now => Some(StoreError::Policy {
+            path,
+            recorded,
+            now,
+        }),
+        _ => None,
+    }
+}
+
 fn first_difference(a: &str, b: &str) -> (String, String) {
     for (x, y) in a.lines().zip(b.lines()) {
         if x != y {
@@ -282,6 +308,9 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<(SweepConfig, Vec<SimRow>
         match &mut cfg {
             None => cfg = Some(c),
             Some(acc) => {
+                if let Some(e) = policy_mismatch(src.config_path(), acc, &c) {
+                    return Err(e);
+                }
                 if acc.fingerprint() != c.fingerprint() {
                     let (a, b) = first_difference(&acc.fingerprint(), &c.fingerprint());
                     return Err(StoreError::Mismatch {
@@ -373,4 +402,110 @@ pub fn without_timing(mut rows: Vec<SimRow>) -> Vec<SimRow> {
         r.train_seconds = 0.0;
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memdiff_data::config::parse_toml;
+
+    fn validated(text: &str) -> SweepConfig {
+        let mut c: SweepConfig = parse_toml(text).unwrap();
+        c.validate().unwrap();
+        c
+    }
+
+    /// A `sweep.toml` as recorded before the policy had a version (no `dequantize_policy`).
+    fn record_without_policy(dir: &SweepDir, cfg: &SweepConfig) {
+        let mut old = cfg.clone();
+        old.dequantize_policy = None;
+        let text = toml::to_string_pretty(&old).unwrap();
+        assert!(!text.contains("dequantize_policy"));
+        std::fs::create_dir_all(&dir.root).unwrap();
+        std::fs::write(dir.config_path(), text).unwrap();
+    }
+
+    #[test]
+    fn a_folder_of_another_quantisation_policy_is_refused_where_the_policy_acts() {
+        let policy = memdiff_data::quantize::POLICY;
+        let tmp = tempfile::tempdir().unwrap();
+        // MNIST under auto: the policy decides the numbers. It is recorded, and a folder
+        // recorded under policy 1 (no key) is not resumed.
+        let mnist = validated("data = \"mnist\"\n");
+        assert_eq!(mnist.dequantize_policy, Some(policy));
+        let fresh = SweepDir::new(tmp.path().join("fresh"));
+        std::fs::create_dir_all(&fresh.root).unwrap();
+        fresh.claim(&mnist).unwrap();
+        let text = std::fs::read_to_string(fresh.config_path()).unwrap();
+        assert!(
+            text.contains(&format!("dequantize_policy = {policy}")),
+            "{text}"
+        );
+        fresh.claim(&mnist).unwrap();
+        let old = SweepDir::new(tmp.path().join("old"));
+        record_without_policy(&old, &mnist);
+        let e = old.claim(&mnist).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Policy { recorded: 1, now, .. } if now == policy),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} holds results computed under quantised-data policy 1; this memdiff computes policy {policy} (docs/METHOD.md §4.5) and does not mix the two: use another --out folder",
+                old.config_path().display()
+            )
+        );
+        // The fingerprints differ by that line.
+        let mut unrecorded = mnist.clone();
+        unrecorded.dequantize_policy = None;
+        assert_eq!(
+            first_difference(&unrecorded.fingerprint(), &mnist.fingerprint()),
+            (
+                "dequantize_policy = 1".to_string(),
+                format!("dequantize_policy = {policy}")
+            )
+        );
+        // ... nor merged with one of today's (recorded: the first folder's).
+        let e = merge(
+            &[fresh.root.clone(), old.root.clone()],
+            &tmp.path().join("m"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, StoreError::Policy { recorded, now: 1, .. } if recorded == policy),
+            "{e}"
+        );
+        for (text, acts) in [
+            ("data = \"mnist\"\ndequantize = \"uniform\"\n", true),
+            ("data = \"mnist\"\ndequantize = \"floor\"\n", true),
+            ("data = \"gmm\"\ndequantize = \"uniform\"\n", true),
+            ("data = \"gmm\"\n[gmm]\nclip = true\n", true),
+            // Where it cannot act, an older folder is resumed.
+            ("data = \"mnist\"\ndequantize = \"none\"\n", false),
+            ("data = \"gmm\"\n", false),
+        ] {
+            let cfg = validated(text);
+            assert_eq!(cfg.dequantize_can_act(), acts, "{text}");
+            let dir = SweepDir::new(tmp.path().join(format!("d{}", text.len())));
+            record_without_policy(&dir, &cfg);
+            assert_eq!(dir.claim(&cfg).is_ok(), !acts, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_config_cannot_set_another_policy() {
+        let mut c: SweepConfig = parse_toml("dequantize_policy = 1\n").unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "dequantize_policy");
+        assert!(
+            e.message
+                .starts_with("1: this memdiff implements quantised-data policy 2"),
+            "{e}"
+        );
+        validated(&format!(
+            "dequantize_policy = {}\n",
+            memdiff_data::quantize::POLICY
+        ));
+    }
 }

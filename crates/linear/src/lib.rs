@@ -11,12 +11,16 @@
 //! * [`theory`]: Theorem 3.1's `<KL_var>`, the mixing time `t_M` (eq. 2.9) and the L2-optimal
 //!   KDE width (eq. 2.11);
 //! * [`sim`]: Monte Carlo over simulations (rayon; one ChaCha8 stream per simulation, so results
-//!   do not depend on the thread count) with P(Δ>0) and its Wilson interval.
+//!   do not depend on the thread count) with P(Δ>0) and its Wilson interval;
+//! * [`sweep`]: the sweep behind the seeds' linear-model figures (`configs/linear.toml`): its
+//!   settings, validation and sections, written as CSV tables, and [`plots`], its figures.
 
 pub mod closed;
 pub mod fit;
 pub mod params;
+pub mod plots;
 pub mod sim;
+pub mod sweep;
 pub mod theory;
 
 pub use closed::{DeltaTerms, Kl};
