@@ -633,5 +633,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     r.map_err(err)
 }
 
+pub mod panels;
+
 #[cfg(test)]
 mod tests;
