@@ -176,11 +176,6 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `O.npy` → `O.run.toml` beside it.
-pub fn record_path(out: &Path) -> PathBuf {
-    out.with_extension("run.toml")
-}
-
 fn run_gmm(a: GmmArgs) -> anyhow::Result<()> {
     if a.spec.is_none() {
         check_side(a.px)?;
@@ -337,7 +332,7 @@ fn write_outputs<A: Serialize>(
     let record = RunRecord::new(command, "none", seed, run)
         .to_toml()
         .context("recording the settings")?;
-    let rec_path = record_path(out);
+    let rec_path = memdiff_data::config::record_path(out);
     let png = match &grid.png {
         Some(p) => Some((
             p.clone(),

@@ -4,9 +4,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use memdiff_data::config::RunRecord;
-use memdiff_diffusion::backend::{self, DeviceKind};
-use memdiff_diffusion::checkpoint;
-use memdiff_diffusion::sample::{self, Form, SampleOptions, Sampler, Schedule, TimestepSpacing};
+use memdiff_diffusion::backend;
+use memdiff_diffusion::sample::{self, Form, SampleOptions, Sampler, TimestepSpacing};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -84,11 +83,6 @@ struct Settings<'a> {
     device: String,
 }
 
-/// `G.npy` -> `G.run.toml` (beside it).
-pub fn run_toml_path(out: &Path) -> PathBuf {
-    out.with_extension("run.toml")
-}
-
 /// A progress bar of `len` network evaluations on stderr (hidden when stderr is not a TTY).
 pub fn progress_bar(len: u64) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -118,33 +112,6 @@ pub fn check_out_dir(flag: &str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A checkpoint opened for sampling: the backend, the network (EMA weights if asked), its
-/// metadata and its noise schedule.
-pub struct OpenCheckpoint {
-    pub kind: DeviceKind,
-    pub device: backend::Device,
-    pub model: memdiff_model::UNet,
-    pub meta: checkpoint::CheckpointMeta,
-    pub schedule: Schedule,
-}
-
-/// Opens `--checkpoint DIR` on `--device` (shared by `sample` and `eval --checkpoint`).
-pub fn open_checkpoint(dir: &Path, device: &str, ema: bool) -> anyhow::Result<OpenCheckpoint> {
-    let kind: DeviceKind = device.parse().context("--device")?;
-    let device = backend::device(kind).context("--device")?;
-    let (model, meta) = checkpoint::load(dir, &device, ema)
-        .with_context(|| format!("loading --checkpoint {}", dir.display()))?;
-    let schedule = Schedule::new(meta.train.schedule, meta.train.diffusion_steps)
-        .with_context(|| format!("the schedule of {}", dir.display()))?;
-    Ok(OpenCheckpoint {
-        kind,
-        device,
-        model,
-        meta,
-        schedule,
-    })
-}
-
 pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     if a.n == 0 {
         bail!("--n 0: ask for at least one image");
@@ -153,7 +120,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.png {
         check_out_dir("--png", p)?;
     }
-    let ck = open_checkpoint(&a.checkpoint, &a.device, a.ema)?;
+    let ck = memdiff_diffusion::audit::open_checkpoint(&a.checkpoint, &a.device, a.ema)?;
     let (kind, device, model, meta, schedule) =
         (ck.kind, ck.device, ck.model, ck.meta, ck.schedule);
     let opts = SampleOptions {
@@ -196,7 +163,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     };
     let record = RunRecord::new("sample", backend::backend_name(kind), a.seed, &settings);
     let text = toml::to_string_pretty(&record).context("serialising run.toml")?;
-    let rt = run_toml_path(&a.out);
+    let rt = memdiff_data::config::record_path(&a.out);
     memdiff_data::atomic::write_bytes(&rt, text.as_bytes())
         .with_context(|| format!("writing {}", rt.display()))?;
 
