@@ -62,9 +62,9 @@ struct GridArgs {
     #[arg(long, default_value_t = 64)]
     png_count: usize,
     /// Images per grid row (0: about square).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long = "png-cols", visible_alias = "cols", default_value_t = 0)]
     cols: usize,
-    /// Nearest-neighbour upscaling factor (0: the smallest that makes an image side >= 32 px).
+    /// Nearest-neighbour upscaling factor (0: the smallest that makes an image side >= 64 px).
     #[arg(long, default_value_t = 0)]
     scale: usize,
 }
@@ -151,9 +151,9 @@ struct PngArgs {
     #[arg(long, default_value_t = 64)]
     count: usize,
     /// Images per grid row (0: about square).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, visible_alias = "png-cols", default_value_t = 0)]
     cols: usize,
-    /// Nearest-neighbour upscaling factor (0: the smallest that makes an image side >= 32 px).
+    /// Nearest-neighbour upscaling factor (0: the smallest that makes an image side >= 64 px).
     #[arg(long, default_value_t = 0)]
     scale: usize,
 }

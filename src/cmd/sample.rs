@@ -63,9 +63,12 @@ pub struct SampleArgs {
     /// Output .npy (float32, (n, channels, px, px), values in [0, 1]).
     #[arg(long)]
     pub out: PathBuf,
-    /// Also write a PNG grid of the images here.
+    /// Also write a PNG grid of the images here (each image at least 64 px a side).
     #[arg(long)]
     pub png: Option<PathBuf>,
+    /// Images per row of the PNG grid (0: about square).
+    #[arg(long, default_value_t = 0, requires = "png")]
+    pub png_cols: usize,
 }
 
 /// What `<out>.run.toml` records.
@@ -146,7 +149,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     memdiff_data::npy::write_npy(&a.out, &images)
         .with_context(|| format!("writing --out {}", a.out.display()))?;
     if let Some(p) = &a.png {
-        memdiff_data::png::write_grid(p, &images, 0, 0)
+        memdiff_data::png::write_grid(p, &images, a.png_cols, 0)
             .with_context(|| format!("writing --png {}", p.display()))?;
     }
     let settings = Settings {
