@@ -42,6 +42,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         &out,
         samples.is_dir().then_some(samples.as_path()),
         &dir.verdict_rule(),
+        Some(&dir.config_path()),
     )
     .with_context(|| format!("writing the report into {}", out.display()))?;
     println!("{md}");

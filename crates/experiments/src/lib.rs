@@ -5,12 +5,14 @@
 //! - [`grid`]: the units of work, their seeds, `--shard i/k`;
 //! - [`sim`]: one unit (draw O and T, generators, metric), the network behind [`sim::ModelRunner`];
 //! - [`store`]: the sweep folder (one atomic file per finished unit, results.csv, merge);
-//! - [`run`]: the driver; [`report`] and [`plots`]: the aggregated table and figures.
+//! - [`run`]: the driver; [`report`] and [`plots`]: the aggregated table and figures;
+//!   [`html`]: the report as one page.
 //!
 //! No deep-learning framework here: the binary implements [`sim::ModelRunner`] over burn.
 
 pub mod config;
 pub mod grid;
+pub mod html;
 pub mod metric;
 pub mod plots;
 pub mod report;

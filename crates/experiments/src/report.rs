@@ -505,13 +505,15 @@ pub enum ReportError {
     Empty(PathBuf),
 }
 
-/// Writes `report/summary.csv`, `summary.md`, `eta.csv` and the plots under `out`; returns the
-/// Markdown and the written files.
+/// Writes `report/summary.csv`, `summary.md`, `eta.csv`, the plots and `index.html` (the page
+/// of all of them with the sweep's resolved config `settings`, [`crate::html`]) under `out`;
+/// returns the Markdown and the written files.
 pub fn write_report(
     rows: &[SimRow],
     out: &Path,
     samples: Option<&Path>,
     rule: &VerdictRule,
+    settings: Option<&Path>,
 ) -> Result<(String, Vec<PathBuf>), ReportError> {
     if rows.is_empty() {
         return Err(ReportError::Empty(out.to_path_buf()));
@@ -575,6 +577,8 @@ pub fn write_report(
     if let Some(dir) = samples {
         files.extend(crate::plots::sample_grids(dir, out)?);
     }
+    // Last: the page shows every file written above.
+    files.push(crate::html::write_index(out, &md, &files, settings)?);
     Ok((md, files))
 }
 
