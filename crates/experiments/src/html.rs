@@ -119,9 +119,10 @@ h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; } 
 nav { color: #555; } nav a { margin: 0 0.2em; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; white-space: nowrap; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; }
 th { background: #f0f0f0; } tr:nth-child(even) td { background: #fafafa; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td { min-width: 3em; }
 p { max-width: 60em; line-height: 1.45; }
 figure { margin: 1.5em 0; } figcaption { margin-bottom: 0.4em; color: #333; }
 img { max-width: 100%; height: auto; border: 1px solid #ddd; }

@@ -95,3 +95,14 @@ fn tick_format() {
     assert_eq!(fmt_tick(100.0), "100");
     assert_eq!(fmt_tick(1e-5), "1e-5");
 }
+
+#[test]
+fn long_titles_shrink_to_the_canvas() {
+    let short = "P vs n";
+    assert_eq!(super::caption_size(short, 800, 22), 22);
+    let long = "Phase diagram — gmm px 8 C 1 s 50 (ddpm/clipped-x0): f_mem · E_OG/oracle · reading";
+    let s = super::caption_size(long, 700, 20);
+    assert!(s < 20 && s >= 11, "{s}");
+    assert!(super::panels::text_width(long, s) <= 676);
+    assert!(super::panels::text_width(long, s + 1) > 676);
+}
