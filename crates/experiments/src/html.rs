@@ -122,7 +122,7 @@ table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; }
 th { background: #f0f0f0; } tr:nth-child(even) td { background: #fafafa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td { min-width: 3em; }
+td { min-width: 3em; } td.nw { white-space: nowrap; }
 p { max-width: 60em; line-height: 1.45; }
 figure { margin: 1.5em 0; } figcaption { margin-bottom: 0.4em; color: #333; }
 img { max-width: 100%; height: auto; border: 1px solid #ddd; }
@@ -224,6 +224,9 @@ fn cells(l: &str) -> Vec<&str> {
     t.split('|').map(str::trim).collect()
 }
 
+/// Text cells up to this many characters (e.g. `0.00 [0.00, 0.66]`) are kept on one line.
+const SHORT: usize = 22;
+
 fn table(lines: &[&str]) -> String {
     let mut h = String::from("<div class=\"scroll\"><table>\n");
     let is_rule = |l: &str| {
@@ -251,6 +254,8 @@ fn table(lines: &[&str]) -> String {
         for (k, c) in cells(l).iter().enumerate() {
             if right.get(k).copied().unwrap_or(false) {
                 let _ = write!(h, "<td class=\"num\">{}</td>", esc(c));
+            } else if c.chars().count() <= SHORT {
+                let _ = write!(h, "<td class=\"nw\">{}</td>", esc(c));
             } else {
                 let _ = write!(h, "<td>{}</td>", esc(c));
             }
@@ -305,7 +310,7 @@ mod tests {
         let h = markdown_to_html(md);
         assert_eq!(
             h,
-            "<h3>data gmm, px 8</h3>\n<div class=\"scroll\"><table>\n<thead><tr><th>C</th><th>n</th><th>reading</th></tr></thead>\n<tbody>\n<tr><td class=\"num\">1</td><td class=\"num\">2</td><td>copying &lt;x&gt;</td></tr>\n</tbody></table></div>\n<p>Read P(Δ&gt;0) against the oracle &amp; more.</p>\n"
+            "<h3>data gmm, px 8</h3>\n<div class=\"scroll\"><table>\n<thead><tr><th>C</th><th>n</th><th>reading</th></tr></thead>\n<tbody>\n<tr><td class=\"num\">1</td><td class=\"num\">2</td><td class=\"nw\">copying &lt;x&gt;</td></tr>\n</tbody></table></div>\n<p>Read P(Δ&gt;0) against the oracle &amp; more.</p>\n"
         );
     }
 }

@@ -327,6 +327,7 @@ mod tests {
         // Every row of every Markdown table is a row of an HTML table, cell by cell.
         let flat = page
             .replace("<td class=\"num\">", "<td>")
+            .replace("<td class=\"nw\">", "<td>")
             .replace("<th>", "<td>")
             .replace("</th>", "</td>");
         let mut rows = 0;
