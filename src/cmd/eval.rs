@@ -62,7 +62,8 @@ pub struct EvalArgs {
     /// Floor on sigma_i; keeps pixels that are constant over O.
     #[arg(long, value_name = "X")]
     pub min_std: Option<f64>,
-    /// Nearest-neighbour audit: d1, d2, d1/d2 and nearest T row for each generated sample.
+    /// Nearest-neighbour audit: d1, d2, d1/d2 and nearest T row for each generated sample (with
+    /// --checkpoint: in the order of the picture, d1/d2 ascending).
     #[arg(long)]
     pub nn: bool,
     /// Print one JSON object instead of a table.
