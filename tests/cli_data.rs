@@ -321,7 +321,16 @@ fn png_command_reads_any_format() {
     assert_eq!(px[w as usize + 1], 128);
     // `data gmm --png-cols`: 10 images, 5 a row.
     let (npy, png) = (dir.path().join("o.npy"), dir.path().join("o.png"));
-    let args = ["data", "gmm", "--n", "10", "--out", s(&npy), "--png", s(&png)];
+    let args = [
+        "data",
+        "gmm",
+        "--n",
+        "10",
+        "--out",
+        s(&npy),
+        "--png",
+        s(&png),
+    ];
     ok(&[&args[..], &["--png-cols", "5"]].concat());
     let (w, h, _) = memdiff_data::png::read_gray_png(&png).unwrap();
     assert_eq!((w, h), (5 * 65 + 1, 2 * 65 + 1));

@@ -282,7 +282,10 @@ fn eval_checkpoint_audits_against_the_rebuilt_training_set() {
     let rows = j["generated"].as_array().unwrap();
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| {
-        let (a, b) = (r["nearest_train"].as_u64().unwrap(), r["second_train"].as_u64().unwrap());
+        let (a, b) = (
+            r["nearest_train"].as_u64().unwrap(),
+            r["second_train"].as_u64().unwrap(),
+        );
         a < 24 && b < 24 && a != b
     }));
     // The picture: 4 panels of generated | nearest | second nearest (64 px each) in one row,

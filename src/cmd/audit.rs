@@ -155,12 +155,12 @@ mod tests {
             [1.0, 1.0, 1.0, 1.0],
         ];
         let g_rows: Vec<[f32; 4]> = vec![
-            [0.5, 0.0, 0.0, 0.0],   // between T0 and T1: ratio 1
-            [0.0, 0.0, 1.0, 0.0],   // copy of T3: ratio 0
-            [0.9, 0.9, 0.95, 0.9],  // near T7
-            [0.5, 0.5, 0.5, 0.5],   // far from all
-            [1.0, 0.05, 0.0, 0.0],  // near copy of T1
-            [0.0, 0.5, 0.5, 0.0],   // between T2, T3 and T6
+            [0.5, 0.0, 0.0, 0.0],  // between T0 and T1: ratio 1
+            [0.0, 0.0, 1.0, 0.0],  // copy of T3: ratio 0
+            [0.9, 0.9, 0.95, 0.9], // near T7
+            [0.5, 0.5, 0.5, 0.5],  // far from all
+            [1.0, 0.05, 0.0, 0.0], // near copy of T1
+            [0.0, 0.5, 0.5, 0.0],  // between T2, T3 and T6
         ];
         let t = ImageSet::new(8, 1, 2, 2, t_rows.concat());
         let g = ImageSet::new(6, 1, 2, 2, g_rows.concat());

@@ -21,9 +21,9 @@ use clap::{Args, Subcommand};
 use memdiff_data::quantize::{self, Mode, Role};
 use memdiff_data::reference::{self, Reference};
 use memdiff_data::ImageSet;
+use memdiff_diffusion::audit::{self, AuditOptions};
 use memdiff_metrics::kde::{Bandwidth, KdeOptions, OriginalSet};
 use memdiff_metrics::{nn, quadrature, summary};
-use memdiff_diffusion::audit::{self, AuditOptions};
 use serde_json::{json, Value};
 
 use super::metric_json::result_json;

@@ -156,7 +156,11 @@ pub fn caption(i: usize, r: &GeneratedRow) -> Vec<String> {
 
 /// The title lines of the picture.
 pub fn title(r: &AuditReport) -> Vec<String> {
-    let finite = r.generated.iter().filter(|g| g.ratio_train.is_finite()).count();
+    let finite = r
+        .generated
+        .iter()
+        .filter(|g| g.ratio_train.is_finite())
+        .count();
     let copies = r.generated.iter().filter(|g| g.is_copy()).count();
     vec![
         format!(
@@ -346,7 +350,6 @@ fn same_shape<V: Copy>(
     Ok(())
 }
 
-
 /// Puts the quantised-data policy's bandwidth floor and pixel exclusion into the metric's
 /// options (`eval` on files and the audit).
 pub fn apply_policy(policy: &Decision, opts: &mut KdeOptions) {
@@ -521,4 +524,3 @@ pub fn audit(
         .with_context(|| format!("writing {}", png.display()))?;
     Ok(report)
 }
-

@@ -21,7 +21,11 @@ pub fn write_index(
     settings: Option<&Path>,
 ) -> Result<PathBuf, ReportError> {
     let settings = settings.map(|p| (p, std::fs::read_to_string(p).ok()));
-    let page = page(md, files, settings.as_ref().map(|(p, t)| (*p, t.as_deref())))?;
+    let page = page(
+        md,
+        files,
+        settings.as_ref().map(|(p, t)| (*p, t.as_deref())),
+    )?;
     let path = out.join(INDEX);
     memdiff_data::atomic::write_bytes(&path, page.as_bytes())?;
     Ok(path)
@@ -133,14 +137,29 @@ footer { margin-top: 3em; color: #777; font-size: 0.85em; }
 /// What a figure shows, from its file name (the stems of `plots` and `samples`).
 pub fn describe(name: &str) -> &'static str {
     const KNOWN: [(&str, &str); 9] = [
-        ("p_delta_u_vs_n", "P(Δ_U > 0) against n, Wilson 95 % bands, with the reference generators"),
-        ("p_delta_vs_n", "P(Δ > 0) against n, Wilson 95 % bands, with the reference generators"),
-        ("e_og_hat_vs_n", "Ê_OG (E_OG over its value at the smallest n) against n"),
+        (
+            "p_delta_u_vs_n",
+            "P(Δ_U > 0) against n, Wilson 95 % bands, with the reference generators",
+        ),
+        (
+            "p_delta_vs_n",
+            "P(Δ > 0) against n, Wilson 95 % bands, with the reference generators",
+        ),
+        (
+            "e_og_hat_vs_n",
+            "Ê_OG (E_OG over its value at the smallest n) against n",
+        ),
         ("eta_vs_c", "η against the number of components C"),
         ("f_mem_vs_step", "f_mem along training, one curve per n"),
-        ("phase", "Phase diagram over (training step, n): f_mem · E_OG/oracle · reading"),
+        (
+            "phase",
+            "Phase diagram over (training step, n): f_mem · E_OG/oracle · reading",
+        ),
         ("tau_mem_vs_n", "Memorization onset τ_mem against n"),
-        ("samples", "Generated samples beside their nearest training images, one row per n"),
+        (
+            "samples",
+            "Generated samples beside their nearest training images, one row per n",
+        ),
         ("", "Figure"),
     ];
     KNOWN

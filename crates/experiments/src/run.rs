@@ -318,8 +318,14 @@ mod tests {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.ends_with(".png") {
                 figures += 1;
-                assert!(page.contains(&format!("<a href=\"{name}\">{name}</a>")), "{name}");
-                assert!(page.contains(&format!("<img alt=\"{name}\" src=\"data:image/png;base64,")), "{name}");
+                assert!(
+                    page.contains(&format!("<a href=\"{name}\">{name}</a>")),
+                    "{name}"
+                );
+                assert!(
+                    page.contains(&format!("<img alt=\"{name}\" src=\"data:image/png;base64,")),
+                    "{name}"
+                );
             }
         }
         assert!(figures >= 3, "{figures} figures");
@@ -331,7 +337,10 @@ mod tests {
             .replace("<th>", "<td>")
             .replace("</th>", "</td>");
         let mut rows = 0;
-        for l in md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| ---")) {
+        for l in md
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
+        {
             let want: String = l
                 .trim()
                 .trim_matches('|')
@@ -344,7 +353,9 @@ mod tests {
         assert!(rows >= 5, "{rows} table rows");
         let cfg = std::fs::read_to_string(d.config_path()).unwrap();
         assert!(page.contains(&crate::html::esc(&cfg)), "settings");
-        assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
+        assert!(
+            !page.contains("<script") && !page.contains("http://") && !page.contains("https://")
+        );
     }
 
     #[test]
@@ -358,7 +369,12 @@ mod tests {
         run_sweep(c, &d, &opts(), &mut FakeModel).unwrap();
         // The page of a sweep with snapshots: the trajectory figures and tables too.
         let (md, files) = report_dir(&d).unwrap();
-        assert!(files.iter().any(|f| f.ends_with("phase_gmm_px8_c1_s10.png")), "{files:?}");
+        assert!(
+            files
+                .iter()
+                .any(|f| f.ends_with("phase_gmm_px8_c1_s10.png")),
+            "{files:?}"
+        );
         check_index(&d, &md);
         let rows = crate::store::read_rows(&d.results()).unwrap();
         // 6 units x (3 model snapshots + 3 reference generators).

@@ -108,7 +108,9 @@ mod tests {
                 1,
                 8,
                 8,
-                (0..2 * k * 64).map(|i| base + (i / 64) as f32 * 0.01).collect(),
+                (0..2 * k * 64)
+                    .map(|i| base + (i / 64) as f32 * 0.01)
+                    .collect(),
             )
         };
         let a = set(2, 0.1);

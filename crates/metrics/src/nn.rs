@@ -65,8 +65,7 @@ pub fn nearest_neighbours<T: Value, G: Value>(
         .into_par_iter()
         .map(|i| {
             let q: Vec<f64> = g[i * d..(i + 1) * d].iter().map(|&v| v.into()).collect();
-            let (mut b1, mut b2, mut idx, mut idx2) =
-                (f64::INFINITY, f64::INFINITY, 0usize, None);
+            let (mut b1, mut b2, mut idx, mut idx2) = (f64::INFINITY, f64::INFINITY, 0usize, None);
             for k in 0..n_t {
                 let row = &tf[k * d..(k + 1) * d];
                 let mut acc = [0.0f64; 4];
@@ -163,7 +162,9 @@ mod tests {
         // sorted distance list is the second neighbour, its distance d2.
         let mut x = 12345u64;
         let mut next = || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 11) as f64 / (1u64 << 53) as f64
         };
         let d = 5;
@@ -173,9 +174,7 @@ mod tests {
         for (i, n) in nb.iter().enumerate() {
             let mut all: Vec<(f64, usize)> = (0..40)
                 .map(|k| {
-                    let s: f64 = (0..d)
-                        .map(|j| (t[k * d + j] - g[i * d + j]).powi(2))
-                        .sum();
+                    let s: f64 = (0..d).map(|j| (t[k * d + j] - g[i * d + j]).powi(2)).sum();
                     (s.sqrt(), k)
                 })
                 .collect();

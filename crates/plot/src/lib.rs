@@ -306,7 +306,10 @@ impl LinePlot {
     {
         let e = |e: &dyn std::fmt::Display| self.draw_err(e);
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, caption_size(&self.title, self.size.0, 22)))
+            .caption(
+                &self.title,
+                (FONT, caption_size(&self.title, self.size.0, 22)),
+            )
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(70)
@@ -482,7 +485,10 @@ impl HeatMap {
         }
         root.fill(&WHITE).map_err(|x| e(&x))?;
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, caption_size(&self.title, self.size.0, 20)))
+            .caption(
+                &self.title,
+                (FONT, caption_size(&self.title, self.size.0, 20)),
+            )
             .margin(12)
             .x_label_area_size(50)
             .y_label_area_size(70)

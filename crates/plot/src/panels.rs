@@ -64,7 +64,9 @@ impl Tile {
     /// The RGB bytes of pixel `(y, x)`: `round(255 v)` of the clamped value.
     pub fn rgb(&self, y: usize, x: usize) -> (u8, u8, u8) {
         let plane = self.h * self.w;
-        let b = |k: usize| (self.pixels[k * plane + y * self.w + x].clamp(0.0, 1.0) * 255.0).round() as u8;
+        let b = |k: usize| {
+            (self.pixels[k * plane + y * self.w + x].clamp(0.0, 1.0) * 255.0).round() as u8
+        };
         if self.channels == 3 {
             (b(0), b(1), b(2))
         } else {
@@ -220,7 +222,10 @@ impl PanelGrid {
         } else {
             0
         };
-        (2 * (FRAME + PAD) + inner, 2 * (FRAME + PAD) + th + caption_h)
+        (
+            2 * (FRAME + PAD) + inner,
+            2 * (FRAME + PAD) + th + caption_h,
+        )
     }
 
     /// The layout in pixels.
@@ -242,9 +247,8 @@ impl PanelGrid {
             .unwrap_or(0);
         let grid_w = label_width + cols * pw + cols.saturating_sub(1) * PANEL_GAP;
         let width = 2 * MARGIN + grid_w.max(title_w);
-        let top = MARGIN
-            + self.title.len() * TITLE_LINE
-            + if self.title.is_empty() { 0 } else { 6 };
+        let top =
+            MARGIN + self.title.len() * TITLE_LINE + if self.title.is_empty() { 0 } else { 6 };
         let panels = self
             .rows
             .iter()
@@ -325,7 +329,8 @@ impl PanelGrid {
             }
         }
         {
-            let root = BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
+            let root =
+                BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
             let err = |e: &dyn std::fmt::Display| PlotError::Draw {
                 title: self.title.first().cloned().unwrap_or_default(),
                 message: e.to_string(),
@@ -353,7 +358,10 @@ impl PanelGrid {
                         root.draw_text(
                             line,
                             &caption_style,
-                            ((rect.0 + FRAME + PAD) as i32, (y0 + i * CAPTION_LINE) as i32),
+                            (
+                                (rect.0 + FRAME + PAD) as i32,
+                                (y0 + i * CAPTION_LINE) as i32,
+                            ),
                         )
                         .map_err(|e| err(&e))?;
                     }
@@ -407,7 +415,11 @@ mod tests {
         // wide; 4 per row reach 2*16 + 4*216 + 3*10 = 926 >= 800, 3 give 710: 3 rows (4, 4, 2).
         let panels: Vec<Panel> = (0..10)
             .map(|i| Panel {
-                tiles: vec![Some(tile(1.0)), Some(tile(0.5)), if i == 9 { None } else { Some(tile(0.0)) }],
+                tiles: vec![
+                    Some(tile(1.0)),
+                    Some(tile(0.5)),
+                    if i == 9 { None } else { Some(tile(0.0)) },
+                ],
                 caption: vec![format!("d1/d2 0.{i}")],
                 highlight: i < 3,
             })
@@ -431,7 +443,11 @@ mod tests {
                 let i = 4 * r + c;
                 // The frame band's inner pixel: red for the first three, white for the others.
                 let band = at(rect.0 + FRAME - 1, rect.1 + rect.3 / 2);
-                assert_eq!(band, if i < 3 { HIGHLIGHT } else { (255, 255, 255) }, "panel {i}");
+                assert_eq!(
+                    band,
+                    if i < 3 { HIGHLIGHT } else { (255, 255, 255) },
+                    "panel {i}"
+                );
                 let edge = at(rect.0, rect.1);
                 assert_eq!(edge, if i < 3 { HIGHLIGHT } else { PLAIN_FRAME });
                 // Tiles: white, mid grey (0.5 -> 128), black or the empty slot.
@@ -445,9 +461,8 @@ mod tests {
             }
         }
         // Text was drawn in the title band and under the tiles (some dark pixels there).
-        let dark = |y0: usize, y1: usize| {
-            (y0..y1).any(|y| (0..geo.width).any(|x| at(x, y).0 < 100))
-        };
+        let dark =
+            |y0: usize, y1: usize| (y0..y1).any(|y| (0..geo.width).any(|x| at(x, y).0 < 100));
         assert!(dark(MARGIN, MARGIN + TITLE_LINE));
         let r0 = geo.panels[0][0];
         assert!(dark(r0.1 + FRAME + PAD + 64 + 2, r0.1 + r0.3 - FRAME));
@@ -468,10 +483,13 @@ mod tests {
         let rows = vec![
             PanelRow {
                 label: Some("n = 2".into()),
-                panels: vec![Panel {
-                    tiles: vec![Some(tile(1.0)); 2],
-                    ..Panel::default()
-                }; 3],
+                panels: vec![
+                    Panel {
+                        tiles: vec![Some(tile(1.0)); 2],
+                        ..Panel::default()
+                    };
+                    3
+                ],
             },
             PanelRow {
                 label: Some("n = 128".into()),

@@ -102,7 +102,7 @@ fn long_titles_shrink_to_the_canvas() {
     assert_eq!(super::caption_size(short, 800, 22), 22);
     let long = "Phase diagram — gmm px 8 C 1 s 50 (ddpm/clipped-x0): f_mem · E_OG/oracle · reading";
     let s = super::caption_size(long, 700, 20);
-    assert!(s < 20 && s >= 11, "{s}");
+    assert!((11..20).contains(&s), "{s}");
     assert!(super::panels::text_width(long, s) <= 676);
     assert!(super::panels::text_width(long, s + 1) > 676);
 }
