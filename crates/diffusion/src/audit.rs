@@ -495,9 +495,6 @@ pub fn audit(
         &settings,
     );
     let text = toml::to_string_pretty(&record).context("serialising run.toml")?;
-    let rt = memdiff_data::config::record_path(&png);
-    memdiff_data::atomic::write_bytes(&rt, text.as_bytes())
-        .with_context(|| format!("writing {}", rt.display()))?;
 
     let generated = rows(&nb_t, &nb_o);
     let report = AuditReport {
@@ -519,8 +516,15 @@ pub fn audit(
         seconds_sampling,
         backend: backend::backend_name(kind).to_string(),
     };
-    picture(&report, &g, &t)
-        .save_png(&png)
-        .with_context(|| format!("writing {}", png.display()))?;
+    // The picture and its run record: both or neither.
+    let bytes = picture(&report, &g, &t)
+        .png()
+        .with_context(|| format!("drawing {}", png.display()))?;
+    let rt = memdiff_data::config::record_path(&png);
+    memdiff_data::atomic::write_all_or_none(&[
+        (png.as_path(), bytes.as_slice()),
+        (rt.as_path(), text.as_bytes()),
+    ])
+    .with_context(|| format!("writing {} and {}", png.display(), rt.display()))?;
     Ok(report)
 }
