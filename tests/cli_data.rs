@@ -201,9 +201,9 @@ fn gmm_command_writes_npy_record_and_png_deterministically() {
     assert_eq!(recipe.build().unwrap(), set);
     let spec = memdiff_data::GmmSpec::centred(8, 3, 0.5, 0.1, 0.1).unwrap();
     assert_eq!(spec.sample(600, 7).unwrap().0, set);
-    // PNG: 64 images of 8x8 at scale 4 in an 8 x 8 grid with 1-px separators.
+    // PNG: 64 images of 8x8 at scale 8 (64 px) in an 8 x 8 grid with 1-px separators.
     let (w, h, _) = memdiff_data::png::read_gray_png(&dir.path().join("a.png")).unwrap();
-    assert_eq!((w, h), (8 * 33 + 1, 8 * 33 + 1));
+    assert_eq!((w, h), (8 * 65 + 1, 8 * 65 + 1));
 }
 
 #[test]
@@ -317,8 +317,23 @@ fn png_command_reads_any_format() {
     let out = dir.path().join("g.png");
     ok(&["data", "png", s(&f), "--out", s(&out), "--cols", "3"]);
     let (w, h, px) = memdiff_data::png::read_gray_png(&out).unwrap();
-    assert_eq!((w, h), (3 * 33 + 1, 34));
+    assert_eq!((w, h), (3 * 65 + 1, 66));
     assert_eq!(px[w as usize + 1], 128);
+    // `data gmm --png-cols`: 10 images, 5 a row.
+    let (npy, png) = (dir.path().join("o.npy"), dir.path().join("o.png"));
+    let args = [
+        "data",
+        "gmm",
+        "--n",
+        "10",
+        "--out",
+        s(&npy),
+        "--png",
+        s(&png),
+    ];
+    ok(&[&args[..], &["--png-cols", "5"]].concat());
+    let (w, h, _) = memdiff_data::png::read_gray_png(&png).unwrap();
+    assert_eq!((w, h), (5 * 65 + 1, 2 * 65 + 1));
 }
 
 /// Every bad input of issue 3: message, exit code 1, nothing written.

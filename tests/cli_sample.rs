@@ -70,6 +70,8 @@ fn sample_writes_npy_png_and_run_toml_deterministically() {
         g1.to_str().unwrap(),
         "--png",
         png.to_str().unwrap(),
+        "--png-cols",
+        "5",
     ]);
     let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(j["network_steps"], 10);
@@ -79,12 +81,10 @@ fn sample_writes_npy_png_and_run_toml_deterministically() {
     assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
     // Not a constant image: sampling noise went through.
     assert!(a.iter().any(|&v| (v - a[0]).abs() > 1e-3));
-    // PNG: 5 images of 8 x 8 at the default scale, readable.
+    // PNG: 5 images of 8 x 8 at the default scale (64 px a side), 5 a row.
     let (w, h, px) = memdiff_data::png::read_gray_png(&png).unwrap();
-    assert!(
-        w >= 32 && h >= 32 && px.len() == (w * h) as usize,
-        "{w} x {h}"
-    );
+    assert_eq!((w, h), (5 * 65 + 1, 66));
+    assert_eq!(px.len(), (w * h) as usize);
     let rt = std::fs::read_to_string(tmp.path().join("g1.run.toml")).unwrap();
     assert!(
         rt.contains("command = \"sample\"") && rt.contains("seed = 9"),
@@ -281,13 +281,18 @@ fn eval_checkpoint_audits_against_the_rebuilt_training_set() {
     assert_eq!(j["pixels_used"], 64);
     let rows = j["generated"].as_array().unwrap();
     assert_eq!(rows.len(), 4);
-    assert!(rows
-        .iter()
-        .all(|r| r["nearest_train"].as_u64().unwrap() < 24));
-    // generated | nearest training image: 4 rows of 2 images.
+    assert!(rows.iter().all(|r| {
+        let (a, b) = (
+            r["nearest_train"].as_u64().unwrap(),
+            r["second_train"].as_u64().unwrap(),
+        );
+        a < 24 && b < 24 && a != b
+    }));
+    // The picture: 4 panels of generated | nearest | second nearest (64 px each) in one row,
+    // widened to at least 800 px.
     let png = ck.join("audit.png");
     let (w, h, _) = memdiff_data::png::read_gray_png(&png).unwrap();
-    assert!(h > w, "4 rows x 2 columns: {w} x {h}");
+    assert!(w >= 800 && h < w, "{w} x {h}");
     assert!(ck.join("audit.run.toml").exists());
     // An original set of the wrong size is refused with a clear line.
     let bad = tmp.path().join("o.npy");

@@ -118,7 +118,7 @@ pub fn run(a: BenchKdeArgs) -> anyhow::Result<()> {
         res = Some(r);
     }
     let r = res.expect("at least one repetition");
-    let mut out = super::eval::metric_json(&r, &opts);
+    let mut out = super::metric_json::metric_json(&r, &opts);
     let m = out.as_object_mut().expect("object");
     m.insert("dequantized".into(), json!("none"));
     m.insert("seconds".into(), json!(best));

@@ -62,9 +62,9 @@ struct GridArgs {
     #[arg(long, default_value_t = 64)]
     png_count: usize,
     /// Images per grid row (0: about square).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long = "png-cols", visible_alias = "cols", default_value_t = 0)]
     cols: usize,
-    /// Nearest-neighbour upscaling factor (0: the smallest that makes an image side >= 32 px).
+    /// Nearest-neighbour upscaling factor (0: the smallest that makes an image side >= 64 px).
     #[arg(long, default_value_t = 0)]
     scale: usize,
 }
@@ -151,9 +151,9 @@ struct PngArgs {
     #[arg(long, default_value_t = 64)]
     count: usize,
     /// Images per grid row (0: about square).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, visible_alias = "png-cols", default_value_t = 0)]
     cols: usize,
-    /// Nearest-neighbour upscaling factor (0: the smallest that makes an image side >= 32 px).
+    /// Nearest-neighbour upscaling factor (0: the smallest that makes an image side >= 64 px).
     #[arg(long, default_value_t = 0)]
     scale: usize,
 }
@@ -174,11 +174,6 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
         DataCommand::Mnist(a) => run_mnist(a),
         DataCommand::Png(a) => run_png(a),
     }
-}
-
-/// `O.npy` → `O.run.toml` beside it.
-pub fn record_path(out: &Path) -> PathBuf {
-    out.with_extension("run.toml")
 }
 
 fn run_gmm(a: GmmArgs) -> anyhow::Result<()> {
@@ -337,7 +332,7 @@ fn write_outputs<A: Serialize>(
     let record = RunRecord::new(command, "none", seed, run)
         .to_toml()
         .context("recording the settings")?;
-    let rec_path = record_path(out);
+    let rec_path = memdiff_data::config::record_path(out);
     let png = match &grid.png {
         Some(p) => Some((
             p.clone(),

@@ -18,12 +18,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use memdiff_data::quantize::{self, Decision, Mode, Role};
+use memdiff_data::quantize::{self, Mode, Role};
 use memdiff_data::reference::{self, Reference};
 use memdiff_data::ImageSet;
-use memdiff_metrics::kde::{Bandwidth, KdeOptions, KdeResult, OriginalSet};
+use memdiff_diffusion::audit::{self, AuditOptions};
+use memdiff_metrics::kde::{Bandwidth, KdeOptions, OriginalSet};
 use memdiff_metrics::{nn, quadrature, summary};
 use serde_json::{json, Value};
+
+use super::metric_json::result_json;
 
 /// Memorization metric for three sets of images (O, T, G), or a summary of a results table.
 ///
@@ -60,7 +63,8 @@ pub struct EvalArgs {
     /// Floor on sigma_i; keeps pixels that are constant over O.
     #[arg(long, value_name = "X")]
     pub min_std: Option<f64>,
-    /// Nearest-neighbour audit: d1, d2, d1/d2 and nearest T row for each generated sample.
+    /// Nearest-neighbour audit: d1, d2, d1/d2 and nearest T row for each generated sample (with
+    /// --checkpoint: in the order of the picture, d1/d2 ascending).
     #[arg(long)]
     pub nn: bool,
     /// Print one JSON object instead of a table.
@@ -150,7 +154,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         return crate::cmd::pair::run(&args);
     }
     if args.checkpoint.is_some() {
-        return crate::cmd::audit::run(&args);
+        return crate::cmd::audit::run(&audit_options(&args)?, args.json, args.nn);
     }
     run_sets(&args)
 }
@@ -171,22 +175,6 @@ pub fn parse_dequant(args: &EvalArgs) -> anyhow::Result<Mode> {
             "--dequantize {:?}: use auto, uniform, floor or none",
             args.dequantize
         ),
-    }
-}
-
-/// Puts the policy's bandwidth floor and pixel exclusion into the metric's options (shared
-/// with the audit).
-pub fn apply_policy(policy: &Decision, opts: &mut KdeOptions) {
-    if let Some(f) = policy.min_bandwidth() {
-        opts.min_bandwidth = Some(f);
-    }
-    opts.exclude = policy.exclude(opts.keeps_constant_pixels());
-}
-
-/// Logs the policy's warning (ties dominate, nothing treats them) through `tracing`.
-pub fn warn_ties(policy: &Decision, ties_g: Option<f64>) {
-    if let Some(w) = policy.warning(ties_g) {
-        tracing::warn!("{w}");
     }
 }
 
@@ -258,7 +246,7 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
     }
     // Quantised data: the one policy (memdiff_data::quantize), decided on the raw O and T.
     let policy = quantize::decide(mode, args.seed, &o, &t);
-    apply_policy(&policy, &mut opts);
+    audit::apply_policy(&policy, &mut opts);
     let ties_g = g.as_ref().map(|s| policy.ties_of(s));
     let o = policy.apply(&o, Role::Original);
     let t = policy.apply(&t, Role::Train);
@@ -273,7 +261,7 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         }
         _ => bail!("give --generated FILE or --generator KIND"),
     };
-    warn_ties(&policy, ties_g);
+    audit::warn_ties(&policy, ties_g);
     let orig = OriginalSet::new(&o.data, o.n, d, &opts)
         .with_context(|| format!("original set {}", op.display()))?;
     let r = orig
@@ -319,61 +307,6 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         print_table(&out, nn_res.as_ref().map(|x| &x.1));
     }
     Ok(())
-}
-
-/// The metric's JSON fields shared by `eval`, the audit and `bench kde`, with the quantised-data
-/// policy's: the treatment, the sets that got noise, and the tie shares of the raw sets
-/// (`raw_tie_share_*`, what the policy decides by; `tie_share_*` are the metric's, after it).
-pub fn result_json(
-    r: &KdeResult,
-    opts: &KdeOptions,
-    policy: &Decision,
-    ties_g: Option<f64>,
-    g_noised: bool,
-) -> Value {
-    let mut v = metric_json(r, opts);
-    let m = v.as_object_mut().expect("object");
-    m.insert("dequantized".into(), json!(policy.treatment.as_str()));
-    m.insert("dequantize_mode".into(), json!(policy.mode.to_string()));
-    m.insert(
-        "dequantized_sets".into(),
-        json!(policy.noised_sets(g_noised)),
-    );
-    m.insert("raw_tie_share_original".into(), json!(policy.ties_original));
-    m.insert("raw_tie_share_train".into(), json!(policy.ties_train));
-    m.insert("raw_tie_share_generated".into(), json!(ties_g));
-    v
-}
-
-/// The metric's own JSON fields (`bench kde` adds `dequantized = none`).
-pub fn metric_json(r: &KdeResult, opts: &KdeOptions) -> Value {
-    json!({
-        "e_tg": r.e_tg,
-        "e_og": r.e_og,
-        "delta": r.delta,
-        "delta_unbiased": r.delta_unbiased,
-        "pixels_used": r.pixels_used,
-        "pixels_skipped": r.pixels_skipped,
-        "n_original": r.n_original,
-        "n_train": r.n_train,
-        "n_generated": r.n_generated,
-        "bandwidth": opts.bandwidth.to_string(),
-        "scale": if opts.paper_scale { "paper (x sqrt(2 pi))" } else { "l2" },
-        "scale_factor": r.scale,
-        "min_std": opts.min_std,
-        "min_bandwidth": opts.min_bandwidth,
-        "s_tt": r.s_tt,
-        "s_gg": r.s_gg,
-        "s_oo": r.s_oo,
-        "s_tg": r.s_tg,
-        "s_og": r.s_og,
-        "u_tt": r.u_tt,
-        "u_oo": r.u_oo,
-        "e_tg_error_bound": r.e_tg_error_bound,
-        "e_og_error_bound": r.e_og_error_bound,
-        "tie_share_original": r.tie_share_oo,
-        "tie_share_train": r.tie_share_tt,
-    })
 }
 
 fn fmt_val(v: &Value) -> String {
@@ -436,6 +369,52 @@ fn print_table(out: &Value, nb: Option<&Vec<nn::Neighbour>>) {
             );
         }
     }
+}
+
+/// The audit's settings from `eval`'s arguments (`--checkpoint DIR`).
+/// The sampling flags of `--checkpoint` (--batch, --sampler, --sampling-steps, --spacing, --eta,
+/// --form) over `base`.
+pub(crate) fn sample_options(
+    args: &EvalArgs,
+    mut base: memdiff_diffusion::sample::SampleOptions,
+) -> memdiff_diffusion::sample::SampleOptions {
+    if let Some(b) = args.batch {
+        base.batch = b;
+    }
+    if let Some(x) = args.sampler {
+        base.sampler = x;
+    }
+    base.sampling_steps = args.sampling_steps.or(base.sampling_steps);
+    if let Some(x) = args.spacing {
+        base.spacing = x;
+    }
+    if let Some(x) = args.eta {
+        base.eta = x;
+    }
+    if let Some(x) = args.form {
+        base.form = x;
+    }
+    base
+}
+
+fn audit_options(args: &EvalArgs) -> anyhow::Result<AuditOptions> {
+    let Some(ck) = &args.checkpoint else {
+        bail!("--checkpoint DIR is required for the audit");
+    };
+    if args.train.is_some() || args.generated.is_some() || args.generator.is_some() {
+        bail!("--checkpoint rebuilds T from the checkpoint and generates G itself: drop --train / --generated / --generator");
+    }
+    let mut a = AuditOptions::new(ck.clone());
+    a.generate = args.generate;
+    a.ema = args.ema;
+    a.device = args.device.clone();
+    a.seed = args.seed;
+    a.original = args.original.clone();
+    a.sample = sample_options(args, a.sample);
+    a.kde = kde_options(&args.bandwidth, args.paper_scale, args.min_std)?;
+    a.dequantize = parse_dequant(args)?;
+    a.save_sets = args.save_sets.clone();
+    Ok(a)
 }
 
 fn run_summarize(a: &SummarizeArgs) -> anyhow::Result<()> {

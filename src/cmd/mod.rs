@@ -10,6 +10,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod linear;
+pub mod metric_json;
 pub mod model;
 pub mod pair;
 pub mod report;

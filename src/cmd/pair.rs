@@ -21,9 +21,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if args.generate == 0 {
         bail!("--generate 0: generate at least one image");
     }
-    let a = super::sample::open_checkpoint(a_dir, &args.device, args.ema)?;
-    let b = super::sample::open_checkpoint(b_dir, &args.device, args.ema)?;
-    let shape = |ck: &super::sample::OpenCheckpoint| (ck.model.channels, ck.model.px);
+    let a = memdiff_diffusion::audit::open_checkpoint(a_dir, &args.device, args.ema)?;
+    let b = memdiff_diffusion::audit::open_checkpoint(b_dir, &args.device, args.ema)?;
+    let shape = |ck: &memdiff_diffusion::audit::OpenCheckpoint| (ck.model.channels, ck.model.px);
     if shape(&a) != shape(&b) {
         bail!(
             "--checkpoint {} makes {:?} (channels, side) images but --pair-with {} makes {:?}: pair checkpoints of one image size",
@@ -33,8 +33,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             shape(&b)
         );
     }
-    let t_a = super::audit::training_set(&a.meta)?;
-    let t_b = super::audit::training_set(&b.meta)?;
+    let t_a = memdiff_diffusion::audit::training_set(&a.meta)?;
+    let t_b = memdiff_diffusion::audit::training_set(&b.meta)?;
     let (o, o_source) = match &args.original {
         Some(p) => (
             memdiff_data::read_images_any_f64(p)
@@ -42,7 +42,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             p.display().to_string(),
         ),
         None => {
-            let (o, s) = super::audit::default_original(&a.meta, args.seed)?;
+            let (o, s) = memdiff_diffusion::audit::default_original(&a.meta, args.seed)?;
             (o.to_f64(), s)
         }
     };
@@ -53,27 +53,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             t_a.dim()
         );
     }
-    let gen = |ck: &super::sample::OpenCheckpoint, dir: &std::path::Path| {
-        let mut opts = SampleOptions {
-            indexing: ck.meta.train.indexing,
-            ..SampleOptions::default()
-        };
-        if let Some(x) = args.batch {
-            opts.batch = x;
-        }
-        if let Some(x) = args.sampler {
-            opts.sampler = x;
-        }
-        opts.sampling_steps = args.sampling_steps;
-        if let Some(x) = args.spacing {
-            opts.spacing = x;
-        }
-        if let Some(x) = args.eta {
-            opts.eta = x;
-        }
-        if let Some(x) = args.form {
-            opts.form = x;
-        }
+    let gen = |ck: &memdiff_diffusion::audit::OpenCheckpoint, dir: &std::path::Path| {
+        let opts = super::eval::sample_options(
+            args,
+            SampleOptions {
+                indexing: ck.meta.train.indexing,
+                ..SampleOptions::default()
+            },
+        );
         let g = sample::sample(
             &ck.model,
             &ck.schedule,

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 /// Aggregate a sweep folder (its results.csv) into DIR/report/: summary.csv, summary.md, eta.csv
 /// and the plots (SVG + PNG): P(Δ>0) and P(Δ_U>0) vs n with Wilson bands and the oracle / copy
-/// null curves, Ê_OG vs n, η vs C, generated samples beside their nearest training images;
-/// with a pairs.csv (`pair = true`), the two-training-sets table and figures. Prints the
-/// Markdown table.
+/// null curves, Ê_OG vs n, η vs C, generated samples beside their nearest training images (a
+/// labelled row per n); with a pairs.csv (`pair = true`), the two-training-sets table and
+/// figures; and index.html, the whole report as one self-contained page (tables, every figure
+/// embedded, the sweep's settings; no script, no network). Prints the Markdown table.
 ///
 /// Example: memdiff report out/sweeps/quick
 #[derive(Args, Debug)]

@@ -4,9 +4,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use memdiff_data::config::RunRecord;
 use memdiff_data::progress;
-use memdiff_diffusion::backend::{self, DeviceKind};
-use memdiff_diffusion::checkpoint;
-use memdiff_diffusion::sample::{self, Form, SampleOptions, Sampler, Schedule, TimestepSpacing};
+use memdiff_diffusion::backend;
+use memdiff_diffusion::sample::{self, Form, SampleOptions, Sampler, TimestepSpacing};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -64,9 +63,12 @@ pub struct SampleArgs {
     /// Output .npy (float32, (n, channels, px, px), values in [0, 1]).
     #[arg(long)]
     pub out: PathBuf,
-    /// Also write a PNG grid of the images here.
+    /// Also write a PNG grid of the images here (each image at least 64 px a side).
     #[arg(long)]
     pub png: Option<PathBuf>,
+    /// Images per row of the PNG grid (0: about square).
+    #[arg(long, default_value_t = 0, requires = "png")]
+    pub png_cols: usize,
 }
 
 /// What `<out>.run.toml` records.
@@ -82,11 +84,6 @@ struct Settings<'a> {
     out: String,
     png: Option<String>,
     device: String,
-}
-
-/// `G.npy` -> `G.run.toml` (beside it).
-pub fn run_toml_path(out: &Path) -> PathBuf {
-    out.with_extension("run.toml")
 }
 
 /// Checks that `path`'s folder exists, so that a bad --out fails before minutes of sampling.
@@ -105,33 +102,6 @@ pub fn check_out_dir(flag: &str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A checkpoint opened for sampling: the backend, the network (EMA weights if asked), its
-/// metadata and its noise schedule.
-pub struct OpenCheckpoint {
-    pub kind: DeviceKind,
-    pub device: backend::Device,
-    pub model: memdiff_model::UNet,
-    pub meta: checkpoint::CheckpointMeta,
-    pub schedule: Schedule,
-}
-
-/// Opens `--checkpoint DIR` on `--device` (shared by `sample` and `eval --checkpoint`).
-pub fn open_checkpoint(dir: &Path, device: &str, ema: bool) -> anyhow::Result<OpenCheckpoint> {
-    let kind: DeviceKind = device.parse().context("--device")?;
-    let device = backend::device(kind).context("--device")?;
-    let (model, meta) = checkpoint::load(dir, &device, ema)
-        .with_context(|| format!("loading --checkpoint {}", dir.display()))?;
-    let schedule = Schedule::new(meta.train.schedule, meta.train.diffusion_steps)
-        .with_context(|| format!("the schedule of {}", dir.display()))?;
-    Ok(OpenCheckpoint {
-        kind,
-        device,
-        model,
-        meta,
-        schedule,
-    })
-}
-
 pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     if a.n == 0 {
         bail!("--n 0: ask for at least one image");
@@ -140,7 +110,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.png {
         check_out_dir("--png", p)?;
     }
-    let ck = open_checkpoint(&a.checkpoint, &a.device, a.ema)?;
+    let ck = memdiff_diffusion::audit::open_checkpoint(&a.checkpoint, &a.device, a.ema)?;
     let (kind, device, model, meta, schedule) =
         (ck.kind, ck.device, ck.model, ck.meta, ck.schedule);
     let opts = SampleOptions {
@@ -166,7 +136,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     memdiff_data::npy::write_npy(&a.out, &images)
         .with_context(|| format!("writing --out {}", a.out.display()))?;
     if let Some(p) = &a.png {
-        memdiff_data::png::write_grid(p, &images, 0, 0)
+        memdiff_data::png::write_grid(p, &images, a.png_cols, 0)
             .with_context(|| format!("writing --png {}", p.display()))?;
     }
     let settings = Settings {
@@ -183,7 +153,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     };
     let record = RunRecord::new("sample", backend::backend_name(kind), a.seed, &settings);
     let text = toml::to_string_pretty(&record).context("serialising run.toml")?;
-    let rt = run_toml_path(&a.out);
+    let rt = memdiff_data::config::record_path(&a.out);
     memdiff_data::atomic::write_bytes(&rt, text.as_bytes())
         .with_context(|| format!("writing {}", rt.display()))?;
 

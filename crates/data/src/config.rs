@@ -49,6 +49,11 @@ fn toml_de<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     })
 }
 
+/// Where the run record of a single output file goes: `O.npy` → `O.run.toml` beside it.
+pub fn record_path(out: &Path) -> PathBuf {
+    out.with_extension("run.toml")
+}
+
 /// What every output folder records so that a result can be reproduced: the resolved settings,
 /// the seed, the memdiff version and the backend. Written as `run.toml`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]

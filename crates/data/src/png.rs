@@ -1,4 +1,5 @@
-//! PNG grids of images, upscaled nearest-neighbour so that 8 x 8 images are visible.
+//! PNG grids of images, upscaled nearest-neighbour so that 8 x 8 images and digits are legible
+//! (at least [`MIN_SIDE`] pixels a side by default).
 //!
 //! Layout: `cols` images per row, every image `scale` times its size, a 1-pixel separator of
 //! mid grey (128) between images and around the grid. Pixel values are clamped to `[0, 1]` and
@@ -14,11 +15,15 @@ use crate::{DataError, ImageSet};
 /// Separator grey level.
 pub const SEPARATOR: u8 = 128;
 
-/// The smallest integer scale that makes the longer image side at least 32 pixels (1 for
-/// images of 32 or more; 4 for 8 x 8).
+/// Smallest image side of a grid at the default scale, in pixels: an 8 x 8 GMM image or a
+/// digit is legible.
+pub const MIN_SIDE: usize = 64;
+
+/// The smallest integer scale that makes the longer image side at least [`MIN_SIDE`] pixels
+/// (1 for images of 64 or more; 8 for 8 x 8, 4 for 16 x 16, 3 for 28 x 28).
 pub fn default_scale(h: usize, w: usize) -> usize {
     let side = h.max(w).max(1);
-    32usize.div_ceil(side).max(1)
+    MIN_SIDE.div_ceil(side).max(1)
 }
 
 /// Renders the grid into raw pixels: `(width, height, channels (1 or 3), bytes)`.
@@ -113,12 +118,14 @@ mod tests {
 
     #[test]
     fn grid_layout_and_upscaling() {
-        // Two 2x2 images, values 0, 1/3 ... → scale 16 (side 32), one row.
+        // Two 2x2 images, values 0, 1/3 ..., one row.
         let set = ImageSet::new(2, 1, 2, 2, vec![0.0, 1.0, 0.5, 0.25, 1.0, 1.0, 1.0, 1.0]);
-        assert_eq!(default_scale(2, 2), 16);
-        assert_eq!(default_scale(8, 8), 4);
-        assert_eq!(default_scale(28, 28), 2);
-        assert_eq!(default_scale(32, 32), 1);
+        assert_eq!(default_scale(2, 2), 32);
+        assert_eq!(default_scale(8, 8), 8);
+        assert_eq!(default_scale(16, 16), 4);
+        assert_eq!(default_scale(28, 28), 3);
+        assert_eq!(default_scale(32, 32), 2);
+        assert_eq!(default_scale(64, 64), 1);
         let (w, h, c, px) = render_grid(&set, 2, 3);
         assert_eq!((w, h, c), (2 * 7 + 1, 7 + 1, 1));
         let at = |x: usize, y: usize| px[y * w as usize + x];
@@ -139,7 +146,8 @@ mod tests {
         let set = ImageSet::new(3, 1, 8, 8, (0..192).map(|i| (i % 7) as f32 / 6.0).collect());
         write_grid(&f, &set, 0, 0).unwrap();
         let (w, h, bytes) = read_gray_png(&f).unwrap();
-        assert_eq!((w, h), (2 * 33 + 1, 2 * 33 + 1));
+        // 3 images of 8 x 8 at scale 8, 2 per row: 2 * (64 + 1) + 1 pixels each way.
+        assert_eq!((w, h), (2 * 65 + 1, 2 * 65 + 1));
         assert_eq!(bytes, render_grid(&set, 0, 0).3);
     }
 }

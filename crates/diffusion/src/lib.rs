@@ -1,6 +1,7 @@
 //! DDPM training, sampling and checkpoints for memdiff, on burn (flex CPU by default; wgpu /
 //! cuda behind features).
 
+pub mod audit;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;

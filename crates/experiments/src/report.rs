@@ -506,7 +506,8 @@ pub enum ReportError {
 }
 
 /// Writes `report/summary.csv`, `summary.md`, `eta.csv` and the plots under `out`; returns the
-/// Markdown and the written files.
+/// Markdown and the written files (the page of them all, `index.html`, is written last by
+/// [`crate::run::report_rows`]).
 pub fn write_report(
     rows: &[SimRow],
     out: &Path,

@@ -276,6 +276,13 @@ pub fn report_rows(
             files.extend(more);
         }
     }
+    // Last: the page shows every file written above, and the sweep's settings.
+    files.push(crate::html::write_index(
+        out,
+        &md,
+        &files,
+        Some(&dir.config_path()),
+    )?);
     Ok((md, files))
 }
 
@@ -660,6 +667,56 @@ mod tests {
             files.iter().any(|f| f.ends_with("samples_c1_s10.png")),
             "{files:?}"
         );
+        check_index(&whole, &md);
+    }
+
+    /// `report/index.html`: every figure file of the report folder embedded and named, the
+    /// table's numbers, the recorded settings; no script, nothing fetched from a network.
+    fn check_index(d: &SweepDir, md: &str) {
+        let page = std::fs::read_to_string(d.report_dir().join("index.html")).unwrap();
+        let mut figures = 0;
+        for e in std::fs::read_dir(d.report_dir()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".png") {
+                figures += 1;
+                assert!(
+                    page.contains(&format!("<a href=\"{name}\">{name}</a>")),
+                    "{name}"
+                );
+                assert!(
+                    page.contains(&format!("<img alt=\"{name}\" src=\"data:image/png;base64,")),
+                    "{name}"
+                );
+            }
+        }
+        assert!(figures >= 3, "{figures} figures");
+        assert_eq!(page.matches("<img ").count(), figures);
+        // Every row of every Markdown table is a row of an HTML table, cell by cell.
+        let flat = page
+            .replace("<td class=\"num\">", "<td>")
+            .replace("<td class=\"nw\">", "<td>")
+            .replace("<th>", "<td>")
+            .replace("</th>", "</td>");
+        let mut rows = 0;
+        for l in md
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
+        {
+            let want: String = l
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(|c| format!("<td>{}</td>", crate::html::esc(c.trim())))
+                .collect();
+            assert!(flat.contains(&format!("<tr>{want}</tr>")), "{l}");
+            rows += 1;
+        }
+        assert!(rows >= 5, "{rows} table rows");
+        let cfg = std::fs::read_to_string(d.config_path()).unwrap();
+        assert!(page.contains(&crate::html::esc(&cfg)), "settings");
+        assert!(
+            !page.contains("<script") && !page.contains("http://") && !page.contains("https://")
+        );
     }
 
     /// FakeModel that fails on the units listed (by id).
@@ -749,6 +806,15 @@ mod tests {
         c.validate().unwrap();
         let d = SweepDir::new(tmp.path());
         run_sweep(c, &d, &opts(), &mut FakeModel).unwrap();
+        // The page of a sweep with snapshots: the trajectory figures and tables too.
+        let (md, files) = report_dir(&d).unwrap();
+        assert!(
+            files
+                .iter()
+                .any(|f| f.ends_with("phase_gmm_px8_c1_s10.png")),
+            "{files:?}"
+        );
+        check_index(&d, &md);
         let rows = crate::store::read_rows(&d.results()).unwrap();
         // 6 units x (3 model snapshots + 3 reference generators).
         assert_eq!(rows.len(), 36);

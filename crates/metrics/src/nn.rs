@@ -21,6 +21,8 @@ pub struct Neighbour {
     pub d1: f64,
     /// ℓ2 distance to the second-nearest training sample (infinite when T has one sample).
     pub d2: f64,
+    /// Index (row) of the second-nearest training sample (`None` when T has one sample).
+    pub second: Option<usize>,
     /// `d1 / d2`; NaN when T has one sample or both distances are 0.
     pub ratio: f64,
 }
@@ -63,7 +65,7 @@ pub fn nearest_neighbours<T: Value, G: Value>(
         .into_par_iter()
         .map(|i| {
             let q: Vec<f64> = g[i * d..(i + 1) * d].iter().map(|&v| v.into()).collect();
-            let (mut b1, mut b2, mut idx) = (f64::INFINITY, f64::INFINITY, 0usize);
+            let (mut b1, mut b2, mut idx, mut idx2) = (f64::INFINITY, f64::INFINITY, 0usize, None);
             for k in 0..n_t {
                 let row = &tf[k * d..(k + 1) * d];
                 let mut acc = [0.0f64; 4];
@@ -83,9 +85,13 @@ pub fn nearest_neighbours<T: Value, G: Value>(
                 if s < b1 {
                     b2 = b1;
                     b1 = s;
+                    if k > 0 {
+                        idx2 = Some(idx);
+                    }
                     idx = k;
                 } else if s < b2 {
                     b2 = s;
+                    idx2 = Some(k);
                 }
             }
             let (d1, d2) = (b1.sqrt(), b2.sqrt());
@@ -98,6 +104,7 @@ pub fn nearest_neighbours<T: Value, G: Value>(
                 index: idx,
                 d1,
                 d2,
+                second: idx2,
                 ratio,
             }
         })
@@ -137,12 +144,43 @@ mod tests {
         // (3,4) to (1,0): sqrt(4 + 16)
         assert!((nb[1].d2 - 20f64.sqrt()).abs() < 1e-15);
         assert_eq!(nb[1].ratio, 0.0);
+        // Second nearest: (0.1,0) -> T2 = (1,0) at 0.9; (3,4) -> T2 = (1,0) at sqrt(20) < 5.
+        assert_eq!((nb[0].second, nb[1].second), (Some(2), Some(2)));
         let s = summarize(&nb);
         assert_eq!(s.frac_memorized, 1.0);
         assert!((s.ratio_mean - 0.1 / 0.9 / 2.0).abs() < 1e-15);
         // One training sample: no second neighbour.
         let nb = nearest_neighbours(&t[..2], 1, &g, 2, 2).unwrap();
         assert!(nb[0].ratio.is_nan() && nb[0].d2.is_infinite());
+        assert_eq!(nb[0].second, None);
         assert!(nearest_neighbours(&t, 2, &g, 2, 2).is_err());
+    }
+
+    #[test]
+    fn second_nearest_matches_a_full_sort() {
+        // 40 training points, 15 queries in 5-D from a fixed LCG; the second entry of the
+        // sorted distance list is the second neighbour, its distance d2.
+        let mut x = 12345u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let d = 5;
+        let t: Vec<f64> = (0..40 * d).map(|_| next()).collect();
+        let g: Vec<f64> = (0..15 * d).map(|_| next()).collect();
+        let nb = nearest_neighbours(&t, 40, &g, 15, d).unwrap();
+        for (i, n) in nb.iter().enumerate() {
+            let mut all: Vec<(f64, usize)> = (0..40)
+                .map(|k| {
+                    let s: f64 = (0..d).map(|j| (t[k * d + j] - g[i * d + j]).powi(2)).sum();
+                    (s.sqrt(), k)
+                })
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert_eq!((n.index, n.second), (all[0].1, Some(all[1].1)));
+            assert!((n.d2 - all[1].0).abs() < 1e-12);
+        }
     }
 }

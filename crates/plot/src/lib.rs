@@ -306,7 +306,10 @@ impl LinePlot {
     {
         let e = |e: &dyn std::fmt::Display| self.draw_err(e);
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, 22))
+            .caption(
+                &self.title,
+                (FONT, caption_size(&self.title, self.size.0, 22)),
+            )
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(70)
@@ -482,7 +485,10 @@ impl HeatMap {
         }
         root.fill(&WHITE).map_err(|x| e(&x))?;
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, 20))
+            .caption(
+                &self.title,
+                (FONT, caption_size(&self.title, self.size.0, 20)),
+            )
             .margin(12)
             .x_label_area_size(50)
             .y_label_area_size(70)
@@ -596,6 +602,15 @@ pub fn save_row(panels: &[LinePlot], path_without_ext: &Path) -> Result<Vec<Path
     let png = encode_png(&first.title, (w, h), buf)?;
     write_pair(path_without_ext, &svg, &png)
 }
+/// The largest font size up to `size` at which `title` fits in a canvas `width` pixels wide
+/// (with a 12-pixel margin each side; no smaller than 11): long titles are not cut off.
+fn caption_size(title: &str, width: u32, size: u32) -> u32 {
+    let room = (width as usize).saturating_sub(24);
+    (11..=size)
+        .rev()
+        .find(|&s| panels::text_width(title, s) <= room)
+        .unwrap_or(11)
+}
 
 /// An RGB pixel buffer of `size` as PNG bytes.
 fn encode_png(title: &str, size: (u32, u32), buf: Vec<u8>) -> Result<Vec<u8>, PlotError> {
@@ -668,6 +683,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     }
     r.map_err(err)
 }
+
+pub mod panels;
 
 #[cfg(test)]
 mod tests;

@@ -113,3 +113,14 @@ fn save_row_puts_the_panels_side_by_side() {
     assert!((800..1300).any(|x| (0..600).any(|y| img.get_pixel(x, y).0 == [c.0, c.1, c.2])));
     assert!(save_row(&[], &dir.path().join("none")).is_err());
 }
+
+#[test]
+fn long_titles_shrink_to_the_canvas() {
+    let short = "P vs n";
+    assert_eq!(super::caption_size(short, 800, 22), 22);
+    let long = "Phase diagram — gmm px 8 C 1 s 50 (ddpm/clipped-x0): f_mem · E_OG/oracle · reading";
+    let s = super::caption_size(long, 700, 20);
+    assert!((11..20).contains(&s), "{s}");
+    assert!(super::panels::text_width(long, s) <= 676);
+    assert!(super::panels::text_width(long, s + 1) > 676);
+}
