@@ -312,13 +312,13 @@ pub fn markdown(cells: &[PairCell]) -> String {
     s
 }
 
-/// Writes `pairs_summary.csv` and the pair figures under `out`; returns the Markdown section
-/// and the files.
-pub fn write_report(
+/// Writes `pairs_summary.csv` under `out`; returns the cells (for the figures,
+/// [`crate::plots::pair_plots`]), the Markdown section and the file.
+pub fn write_table(
     pairs: &[PairRow],
     rows: &[crate::SimRow],
     out: &Path,
-) -> Result<(String, Vec<std::path::PathBuf>), crate::report::ReportError> {
+) -> Result<(Vec<PairCell>, String, std::path::PathBuf), crate::report::ReportError> {
     let cells = cells(pairs, rows);
     let mut w = csv::Writer::from_writer(Vec::new());
     for c in &cells {
@@ -326,9 +326,8 @@ pub fn write_report(
     }
     let p = out.join("pairs_summary.csv");
     memdiff_data::atomic::write_bytes(&p, &w.into_inner().expect("memory write"))?;
-    let mut files = vec![p];
-    files.extend(crate::plots::pair_plots(&cells, out)?);
-    Ok((markdown(&cells), files))
+    let md = markdown(&cells);
+    Ok((cells, md, p))
 }
 
 #[cfg(test)]

@@ -505,15 +505,15 @@ pub enum ReportError {
     Empty(PathBuf),
 }
 
-/// Writes `report/summary.csv`, `summary.md`, `eta.csv` and the plots under `out`; returns the
-/// Markdown and the written files (the page of them all, `index.html`, is written last by
-/// [`crate::run::report_rows`]).
-pub fn write_report(
+/// Aggregates `rows` and writes the tables under `out`: `summary.csv`, `eta.csv` and, with
+/// snapshots, `trajectory.csv` and `onsets.csv`. Returns the aggregate (for the figures,
+/// [`crate::plots`]), its Markdown (for `summary.md`) and the written files. The whole report
+/// (figures, pair section, `summary.md`, `index.html`) is [`crate::run::report_rows`].
+pub fn write_tables(
     rows: &[SimRow],
     out: &Path,
-    samples: Option<&Path>,
     rule: &VerdictRule,
-) -> Result<(String, Vec<PathBuf>), ReportError> {
+) -> Result<(Report, String, Vec<PathBuf>), ReportError> {
     if rows.is_empty() {
         return Err(ReportError::Empty(out.to_path_buf()));
     }
@@ -525,9 +525,6 @@ pub fn write_report(
     files.push(p);
     let p = out.join("eta.csv");
     memdiff_data::atomic::write_bytes(&p, &to_csv(&rep.eta))?;
-    files.push(p);
-    let p = out.join("summary.md");
-    memdiff_data::atomic::write_bytes(&p, format!("# memdiff sweep report\n{md}").as_bytes())?;
     files.push(p);
     if !rep.trajectories.is_empty() {
         let cells: Vec<_> = rep
@@ -572,11 +569,7 @@ pub fn write_report(
         memdiff_data::atomic::write_bytes(&p, &to_csv(&onsets))?;
         files.push(p);
     }
-    files.extend(crate::plots::plot_all(&rep, out)?);
-    if let Some(dir) = samples {
-        files.extend(crate::plots::sample_grids(dir, out)?);
-    }
-    Ok((md, files))
+    Ok((rep, md, files))
 }
 
 /// One row of `trajectory.csv`.

@@ -254,28 +254,25 @@ pub fn report_rows(
     rows: &[SimRow],
     out: &std::path::Path,
 ) -> Result<(String, Vec<std::path::PathBuf>), SweepError> {
+    let (rep, mut md, mut files) = crate::report::write_tables(rows, out, &dir.verdict_rule())?;
+    files.extend(crate::plots::plot_all(&rep, out)?);
     let samples = dir.samples();
-    let (mut md, mut files) = crate::report::write_report(
-        rows,
-        out,
-        samples.is_dir().then_some(samples.as_path()),
-        &dir.verdict_rule(),
-    )?;
+    if samples.is_dir() {
+        files.extend(crate::plots::sample_grids(&samples, out)?);
+    }
     if dir.pairs().is_file() {
         let pairs = crate::store::read_pairs(&dir.pairs())?;
         if !pairs.is_empty() {
-            let (section, more) = crate::pair::write_report(&pairs, rows, out)?;
+            let (cells, section, table) = crate::pair::write_table(&pairs, rows, out)?;
             md.push_str(&section);
-            // summary.md gets the pair section after the main table.
-            let p = out.join("summary.md");
-            memdiff_data::atomic::write_bytes(
-                &p,
-                format!("# memdiff sweep report\n{md}").as_bytes(),
-            )
-            .map_err(crate::report::ReportError::from)?;
-            files.extend(more);
+            files.push(table);
+            files.extend(crate::plots::pair_plots(&cells, out)?);
         }
     }
+    let p = out.join("summary.md");
+    memdiff_data::atomic::write_bytes(&p, format!("# memdiff sweep report\n{md}").as_bytes())
+        .map_err(crate::report::ReportError::from)?;
+    files.push(p);
     // Last: the page shows every file written above, and the sweep's settings.
     files.push(crate::html::write_index(
         out,
