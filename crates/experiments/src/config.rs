@@ -156,7 +156,9 @@ pub struct SweepConfig {
     pub dequantize_policy: Option<u32>,
     /// Nearest-neighbour ratios (Carlini et al.) of every generated sample against T.
     pub nn: bool,
-    /// Generated images saved (with their nearest training images) per grid point, from sim 0.
+    /// Generated images saved (with their nearest training images) per grid point, from sim 0:
+    /// at the last snapshot, and with `eval_at` at every snapshot (the report's
+    /// `samples_c<C>_s<s>_snapshots.png`).
     pub save_images: usize,
     /// The two-training-sets test (docs/METHOD.md §7b): every model simulation also trains a
     /// second network, same settings but its own initialisation, on an independent training

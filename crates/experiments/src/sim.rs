@@ -440,7 +440,9 @@ impl SimContext {
                 } else {
                     None
                 };
-                if kind == GeneratorKind::Model && si == last && u.sim == 0 && cfg.save_images > 0 {
+                // The last snapshot's images, and with snapshots every snapshot's as well.
+                let save = si == last || last > 0;
+                if kind == GeneratorKind::Model && save && u.sim == 0 && cfg.save_images > 0 {
                     if let Some(dir) = &self.samples_dir {
                         let nn = match &nn {
                             Some(x) => x.clone(),
@@ -458,13 +460,22 @@ impl SimContext {
                             data.extend_from_slice(t_raw.row(nn.nearest[i]));
                         }
                         let set = ImageSet::new(2 * k, g.channels, g.h, g.w, data);
-                        let path = dir.join(format!("{}.npy", crate::samples::stem(u)));
-                        memdiff_data::npy::write_npy(&path, &set).map_err(|source| {
-                            SimError::Samples {
-                                unit: u.id(),
-                                source,
-                            }
-                        })?;
+                        let mut stems = Vec::new();
+                        if last > 0 {
+                            stems.push(crate::samples::snapshot_stem(u, train_step));
+                        }
+                        if si == last {
+                            stems.push(crate::samples::stem(u));
+                        }
+                        for stem in stems {
+                            let path = dir.join(format!("{stem}.npy"));
+                            memdiff_data::npy::write_npy(&path, &set).map_err(|source| {
+                                SimError::Samples {
+                                    unit: u.id(),
+                                    source,
+                                }
+                            })?;
+                        }
                     }
                 }
                 rows.push(SimRow {
