@@ -323,8 +323,8 @@ impl LinePlot {
             .axis_desc_style((FONT, 16))
             .light_line_style(RGBColor(238, 238, 238))
             .max_light_lines(3)
-            .x_label_formatter(&|v| fmt_tick(*v))
-            .y_label_formatter(&|v| fmt_tick(*v))
+            .x_label_formatter(&|v| axis_tick(*v, self.log_x))
+            .y_label_formatter(&|v| axis_tick(*v, self.log_y))
             .draw()
             .map_err(|x| e(&x))?;
 
@@ -642,6 +642,21 @@ fn write_pair(path_without_ext: &Path, svg: &str, png: &[u8]) -> Result<Vec<Path
 }
 
 /// Tick labels: plain for moderate magnitudes, scientific otherwise; no float noise.
+/// A tick label; on a log axis only the ticks at 1, 2 and 5 × 10^k are labelled (plotters puts a
+/// tick at every integer multiple, whose labels run into each other).
+fn axis_tick(v: f64, log: bool) -> String {
+    if log && v > 0.0 {
+        let m = v / 10f64.powf(v.log10().floor());
+        if ![1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .any(|k| (m - k).abs() < 1e-6 * k)
+        {
+            return String::new();
+        }
+    }
+    fmt_tick(v)
+}
+
 fn fmt_tick(v: f64) -> String {
     let a = v.abs();
     if v == 0.0 {

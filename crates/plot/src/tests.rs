@@ -124,3 +124,16 @@ fn long_titles_shrink_to_the_canvas() {
     assert!(super::panels::text_width(long, s) <= 676);
     assert!(super::panels::text_width(long, s + 1) > 676);
 }
+
+#[test]
+fn log_axes_label_only_one_two_five() {
+    let labels: Vec<String> = [1000.0, 2000.0, 3000.0, 5000.0, 7000.0, 10000.0, 0.02, 0.03]
+        .iter()
+        .map(|&v| super::axis_tick(v, true))
+        .collect();
+    assert_eq!(
+        labels,
+        ["1000", "2000", "", "5000", "", "10000", "0.02", ""]
+    );
+    assert_eq!(super::axis_tick(3000.0, false), "3000");
+}
