@@ -195,16 +195,8 @@ impl SimContext {
                 None,
             )),
             Some(pool) => {
-                let err = |e: memdiff_data::DataError| SimError::Data {
-                    unit: u.id(),
-                    message: e.to_string(),
-                };
-                let perm =
-                    memdiff_data::mnist::subset_indices(pool.n, pool.n, s.original).map_err(err)?;
+                let (perm, pick) = self.pool_split(pool, u, s)?;
                 let (o_idx, rest) = perm.split_at(c.n_original);
-                let pick =
-                    memdiff_data::mnist::subset_indices(rest.len(), u.n + c.generated, s.train_set)
-                        .map_err(err)?;
                 let t_idx: Vec<usize> = pick[..u.n].iter().map(|&j| rest[j]).collect();
                 let or_idx: Vec<usize> = pick[u.n..].iter().map(|&j| rest[j]).collect();
                 Ok((
@@ -214,6 +206,29 @@ impl SimContext {
                 ))
             }
         }
+    }
+
+    /// The MNIST pool's split for unit `u`: a permutation of the pool whose first `n_original`
+    /// images are O, and the positions (in the rest) of T's n images then the oracle's draw.
+    fn pool_split(
+        &self,
+        pool: &ImageSet,
+        u: &Unit,
+        s: &SimSeeds,
+    ) -> Result<(Vec<usize>, Vec<usize>), SimError> {
+        let err = |e: memdiff_data::DataError| SimError::Data {
+            unit: u.id(),
+            message: e.to_string(),
+        };
+        let c = &self.cfg;
+        let perm = memdiff_data::mnist::subset_indices(pool.n, pool.n, s.original).map_err(err)?;
+        let pick = memdiff_data::mnist::subset_indices(
+            pool.n - c.n_original,
+            u.n + c.generated,
+            s.train_set,
+        )
+        .map_err(err)?;
+        Ok((perm, pick))
     }
 
     /// The second training set of the two-training-sets test (`pair = true`), raw: the unit's
@@ -228,12 +243,8 @@ impl SimContext {
                     unit: u.id(),
                     message: e.to_string(),
                 };
-                let perm =
-                    memdiff_data::mnist::subset_indices(pool.n, pool.n, s.original).map_err(err)?;
+                let (perm, pick) = self.pool_split(pool, u, s)?;
                 let rest = &perm[c.n_original..];
-                let pick =
-                    memdiff_data::mnist::subset_indices(rest.len(), u.n + c.generated, s.train_set)
-                        .map_err(err)?;
                 let mut used = vec![false; rest.len()];
                 for &j in &pick {
                     used[j] = true;
