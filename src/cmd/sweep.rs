@@ -177,8 +177,7 @@ fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner + Send + 'st
                 &at,
                 &mut |tr: &Trainer| {
                     let s0 = std::time::Instant::now();
-                    // The EMA weights when the run keeps them.
-                    let model = tr.ema_model().unwrap_or_else(|| tr.model());
+                    let model = tr.sampling_model();
                     let generated = sample(
                         &model,
                         &schedule,

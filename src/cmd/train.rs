@@ -557,7 +557,7 @@ impl Watch {
     ) -> Result<(), memdiff_diffusion::train::SnapshotError> {
         let s0 = std::time::Instant::now();
         let trained = s0.duration_since(self.start).as_secs_f64() - self.measuring;
-        let model = tr.ema_model().unwrap_or_else(|| tr.model());
+        let model = tr.sampling_model();
         let g = sample(
             &model,
             &self.schedule,

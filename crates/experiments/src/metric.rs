@@ -33,6 +33,24 @@ impl Default for MetricSetup {
     }
 }
 
+impl MetricSetup {
+    /// The setup for the quantised-data `policy` (its bandwidth floor and excluded pixels) with
+    /// the bandwidth rule `bandwidth`; `papers_code` takes the papers' scale (O raw in [0, 255]).
+    pub fn for_policy(
+        bandwidth: &str,
+        policy: &memdiff_data::quantize::Decision,
+        papers_code: bool,
+    ) -> Self {
+        Self {
+            bandwidth: bandwidth.to_string(),
+            bandwidth_floor: policy.min_bandwidth(),
+            exclude: policy.exclude(false),
+            paper_scale: papers_code,
+            sigma_divisor: if papers_code { 255.0 } else { 1.0 },
+        }
+    }
+}
+
 /// The numbers of one evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct MetricValues {

@@ -229,12 +229,7 @@ impl Probe {
         let policy = quantize::decide(settings.dequantize, seed, o_raw, t_raw);
         let o = policy.apply(o_raw, Role::Original);
         let t = policy.apply(t_raw, Role::Train);
-        let setup = MetricSetup {
-            bandwidth: settings.bandwidth.clone(),
-            bandwidth_floor: policy.min_bandwidth(),
-            exclude: policy.exclude(false),
-            ..MetricSetup::default()
-        };
+        let setup = MetricSetup::for_policy(&settings.bandwidth, &policy, false);
         let prep = metric::prepare(&o, &setup)?;
         let oracle = policy.apply(oracle_raw, Role::Generated);
         let e_og_oracle = metric::evaluate(&prep, &t, &oracle)?.e_og;

@@ -332,6 +332,23 @@ mod tests {
         }
     }
 
+    /// The same samples `g` at every snapshot of the job.
+    fn same_at_every_snapshot(job: &ModelJob, g: ImageSet, sampler: &str) -> ModelOutput {
+        ModelOutput {
+            snapshots: job
+                .snapshots
+                .iter()
+                .map(|&step| crate::sim::Snapshot {
+                    step,
+                    generated: g.clone(),
+                    train_seconds: 0.0,
+                    loss: 0.0,
+                })
+                .collect(),
+            sampler: sampler.into(),
+        }
+    }
+
     /// A "network" that copies rows of its training set, the rows chosen by the sampling seed
     /// (the copy generator: the same choice for both networks of a pair).
     struct Copier;
@@ -342,19 +359,7 @@ mod tests {
             train: &ImageSet,
         ) -> Result<ModelOutput, BoxError> {
             let g = memdiff_data::reference::copy_rows(train, job.generated, job.sample_seed)?.0;
-            Ok(ModelOutput {
-                snapshots: job
-                    .snapshots
-                    .iter()
-                    .map(|&step| crate::sim::Snapshot {
-                        step,
-                        generated: g.clone(),
-                        train_seconds: 0.0,
-                        loss: 0.0,
-                    })
-                    .collect(),
-                sampler: "copy".into(),
-            })
+            Ok(same_at_every_snapshot(job, g, "copy"))
         }
     }
 
@@ -371,19 +376,7 @@ mod tests {
                 .map(|i| ((i as u64 * 2654435761 + job.sample_seed) % 1000) as f32 / 1000.0)
                 .collect();
             let g = ImageSet::new(job.generated, train.channels, train.h, train.w, data);
-            Ok(ModelOutput {
-                snapshots: job
-                    .snapshots
-                    .iter()
-                    .map(|&step| crate::sim::Snapshot {
-                        step,
-                        generated: g.clone(),
-                        train_seconds: 0.0,
-                        loss: 0.0,
-                    })
-                    .collect(),
-                sampler: "fixed".into(),
-            })
+            Ok(same_at_every_snapshot(job, g, "fixed"))
         }
     }
 

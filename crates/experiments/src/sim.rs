@@ -261,20 +261,6 @@ impl SimContext {
         }
     }
 
-    fn setup(&self, policy: &Decision) -> MetricSetup {
-        MetricSetup {
-            bandwidth: self.cfg.bandwidth.clone(),
-            bandwidth_floor: policy.min_bandwidth(),
-            exclude: policy.exclude(false),
-            paper_scale: self.cfg.protocol == Protocol::PapersCode,
-            sigma_divisor: if self.cfg.protocol == Protocol::PapersCode {
-                255.0
-            } else {
-                1.0
-            },
-        }
-    }
-
     /// Computes every row of one unit (and its pair rows under `pair = true`).
     pub fn run_unit(
         &mut self,
@@ -310,11 +296,13 @@ impl SimContext {
         let hit = matches!(&self.cache, Some((s, n0, d0, _)) if *s == o_key && *n0 == o.n && *d0 == o.dim());
         if !hit {
             let o_eval = if papers { o.map(|v| v * 255.0) } else { o };
-            let prep = metric::prepare(&o_eval, &self.setup(&policy)).map_err(|source| {
-                SimError::Metric {
-                    unit: u.id(),
-                    source,
-                }
+            let prep = metric::prepare(
+                &o_eval,
+                &MetricSetup::for_policy(&cfg.bandwidth, &policy, papers),
+            )
+            .map_err(|source| SimError::Metric {
+                unit: u.id(),
+                source,
             })?;
             self.cache = Some((o_key, o_eval.n, o_eval.dim(), prep));
         }

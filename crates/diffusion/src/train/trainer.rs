@@ -320,6 +320,12 @@ impl Trainer {
         Some(params_from_host(self.model.valid(), &e))
     }
 
+    /// The weights snapshots sample from: the EMA weights when the run keeps an EMA, else the
+    /// current ones.
+    pub fn sampling_model(&self) -> UNet {
+        self.ema_model().unwrap_or_else(|| self.model())
+    }
+
     /// What a checkpoint stores (weights, Adam moments, EMA, step).
     pub fn state(&self) -> TrainingState {
         if let Some(d) = &self.dev_opt {
