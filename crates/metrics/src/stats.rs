@@ -38,7 +38,8 @@ pub struct Proportion {
 }
 
 /// Wilson score interval for `k` successes in `m` trials at normal quantile `z` (use [`Z95`]).
-/// `m = 0` gives NaN for p and the interval `[0, 1]`.
+/// `m = 0` gives NaN for p and the interval `[0, 1]`. The bounds at `k = 0` and `k = m` are
+/// exactly 0 and 1 (the closed form's `center − half` would leave a rounding residue like 3e-18).
 pub fn wilson(k: u64, m: u64, z: f64) -> Proportion {
     if m == 0 {
         return Proportion {
@@ -59,8 +60,8 @@ pub fn wilson(k: u64, m: u64, z: f64) -> Proportion {
         k,
         m,
         p,
-        lo: (center - half).max(0.0),
-        hi: (center + half).min(1.0),
+        lo: if k == 0 { 0.0 } else { (center - half).max(0.0) },
+        hi: if k >= m { 1.0 } else { (center + half).min(1.0) },
     }
 }
 
@@ -206,6 +207,11 @@ mod tests {
             assert_eq!(w.p, k as f64 / m as f64);
         }
         assert!(wilson(0, 0, Z95).p.is_nan());
+        // The ends are exact, for every m (the closed form alone leaves e.g. 3e-18 at k = 0).
+        for m in 1..=500 {
+            assert_eq!(wilson(0, m, Z95).lo, 0.0, "m = {m}");
+            assert_eq!(wilson(m, m, Z95).hi, 1.0, "m = {m}");
+        }
     }
 
     #[test]
