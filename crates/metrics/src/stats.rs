@@ -60,8 +60,16 @@ pub fn wilson(k: u64, m: u64, z: f64) -> Proportion {
         k,
         m,
         p,
-        lo: if k == 0 { 0.0 } else { (center - half).max(0.0) },
-        hi: if k >= m { 1.0 } else { (center + half).min(1.0) },
+        lo: if k == 0 {
+            0.0
+        } else {
+            (center - half).max(0.0)
+        },
+        hi: if k >= m {
+            1.0
+        } else {
+            (center + half).min(1.0)
+        },
     }
 }
 
