@@ -7,7 +7,10 @@ use clap::{Args, Subcommand};
 use memdiff_data::ImageSet;
 use memdiff_diffusion::backend::{self, DeviceKind};
 use memdiff_diffusion::sample::{sample, SampleOptions};
-use memdiff_diffusion::train::{train_in_memory_with_snapshots, TrainConfig, Trainer};
+use memdiff_diffusion::train::{
+    ensemble_key, train_ensemble_with_snapshots, EnsembleTrainer, TrainConfig,
+};
+use memdiff_experiments::batch::{BatchRunner, Ensembler, Member};
 use memdiff_experiments::config::{Dequantize, Protocol, SweepConfig};
 use memdiff_experiments::grid::Shard;
 use memdiff_experiments::sim::BoxError;
@@ -96,23 +99,6 @@ pub enum SweepAction {
     },
 }
 
-/// The network of the sweep: `memdiff_diffusion`'s in-memory trainer and sampler, as a closure
-/// over the device (so this file needs no direct burn dependency).
-struct FnRunner<F>(F);
-
-impl<F> ModelRunner for FnRunner<F>
-where
-    F: FnMut(&ModelJob, &ImageSet) -> Result<ModelOutput, BoxError>,
-{
-    fn train_and_sample(
-        &mut self,
-        job: &ModelJob,
-        train: &ImageSet,
-    ) -> Result<ModelOutput, BoxError> {
-        (self.0)(job, train)
-    }
-}
-
 fn set(t: &mut toml::Table, k: &str, v: impl Into<toml::Value>) {
     t.insert(k.to_string(), v.into());
 }
@@ -147,62 +133,125 @@ fn sample_options(job: &ModelJob, indexing: Indexing) -> Result<SampleOptions, B
     Ok(opts)
 }
 
-fn burn_runner(kind: DeviceKind) -> anyhow::Result<impl ModelRunner + Send + 'static> {
-    let device = backend::device(kind)?;
-    Ok(FnRunner(
-        move |job: &ModelJob, train: &ImageSet| -> Result<ModelOutput, BoxError> {
-            let mut cfg = train_config(job)?;
-            if let Some(budget) = job.train_steps {
-                // A budget in optimizer steps: as many epochs as it takes, then stop.
-                let (n_train, _) = cfg.split(train.n);
-                cfg.epochs = budget.div_ceil(cfg.steps_per_epoch(n_train.max(1)));
-                cfg.max_steps = Some(budget);
+/// The resolved training config of a job with its budget: a budget in optimizer steps gives as
+/// many epochs as it takes, then stops.
+fn budgeted_config(job: &ModelJob, train: &ImageSet) -> Result<TrainConfig, BoxError> {
+    let mut cfg = train_config(job)?;
+    if let Some(budget) = job.train_steps {
+        let (n_train, _) = cfg.split(train.n);
+        cfg.epochs = budget.div_ceil(cfg.steps_per_epoch(n_train.max(1)));
+        cfg.max_steps = Some(budget);
+    }
+    Ok(cfg)
+}
+
+/// The sweep's networks over burn: every call trains its jobs as one ensemble
+/// (`memdiff_diffusion::train::EnsembleTrainer`) and samples each network at its snapshots.
+struct BurnBatch {
+    device: backend::Device,
+}
+
+impl BatchRunner for BurnBatch {
+    fn key(&self, job: &ModelJob, train: &ImageSet) -> Result<String, BoxError> {
+        let cfg = budgeted_config(job, train)?;
+        Ok(format!(
+            "{}|{:?}|{:?}",
+            ensemble_key(&cfg, cfg.split(train.n).0),
+            job.snapshots,
+            job.sample
+        ))
+    }
+
+    fn train_many(
+        &mut self,
+        jobs: &[(&ModelJob, &ImageSet)],
+    ) -> Vec<Result<ModelOutput, BoxError>> {
+        match self.train_ensemble(jobs) {
+            Ok(outs) => outs.into_iter().map(Ok).collect(),
+            Err(e) => {
+                let msg = e.to_string();
+                jobs.iter().map(|_| Err(msg.clone().into())).collect()
             }
-            let schedule = Schedule::new(cfg.schedule, cfg.diffusion_steps)?;
-            let opts = sample_options(job, cfg.indexing)?;
-            // Epoch-based training is measured once, at its last step.
-            let at = if job.snapshots.is_empty() {
-                vec![cfg.total_steps(cfg.split(train.n).0)]
-            } else {
-                job.snapshots.clone()
-            };
-            let mut snapshots: Vec<Snapshot> = Vec::new();
-            let t0 = std::time::Instant::now();
-            let mut sampling = 0.0;
-            train_in_memory_with_snapshots(
-                &cfg,
-                train,
-                &device,
-                None,
-                &at,
-                &mut |tr: &Trainer| {
-                    let s0 = std::time::Instant::now();
-                    let model = tr.sampling_model();
+        }
+    }
+}
+
+impl BurnBatch {
+    fn train_ensemble(
+        &self,
+        jobs: &[(&ModelJob, &ImageSet)],
+    ) -> Result<Vec<ModelOutput>, BoxError> {
+        let cfgs: Vec<TrainConfig> = jobs
+            .iter()
+            .map(|(j, t)| budgeted_config(j, t))
+            .collect::<Result<_, _>>()?;
+        let data: Vec<&ImageSet> = jobs.iter().map(|(_, t)| *t).collect();
+        let (job0, train0) = jobs[0];
+        let cfg0 = &cfgs[0];
+        let schedule = Schedule::new(cfg0.schedule, cfg0.diffusion_steps)?;
+        let opts = sample_options(job0, cfg0.indexing)?;
+        // Epoch-based training is measured once, at its last step.
+        let at = if job0.snapshots.is_empty() {
+            vec![cfg0.total_steps(cfg0.split(train0.n).0)]
+        } else {
+            job0.snapshots.clone()
+        };
+        let mut snapshots: Vec<Vec<Snapshot>> = vec![Vec::new(); jobs.len()];
+        let t0 = std::time::Instant::now();
+        let mut sampling = 0.0;
+        let device = &self.device;
+        train_ensemble_with_snapshots(
+            &cfgs,
+            &data,
+            device,
+            None,
+            &at,
+            &mut |tr: &EnsembleTrainer| {
+                let s0 = std::time::Instant::now();
+                let train_seconds = t0.elapsed().as_secs_f64() - sampling;
+                for (k, (job, _)) in jobs.iter().enumerate() {
                     let generated = sample(
-                        &model,
+                        &tr.sampling_model(k),
                         &schedule,
                         job.generated,
                         &opts,
                         job.sample_seed,
-                        &device,
+                        device,
                         None,
                     )?;
-                    snapshots.push(Snapshot {
+                    snapshots[k].push(Snapshot {
                         step: tr.step,
                         generated,
-                        train_seconds: t0.elapsed().as_secs_f64() - sampling,
-                        loss: tr.recent_loss(),
+                        train_seconds,
+                        loss: tr.recent_loss(k),
                     });
-                    sampling += s0.elapsed().as_secs_f64();
-                    Ok(())
-                },
-            )?;
-            Ok(ModelOutput {
+                }
+                sampling += s0.elapsed().as_secs_f64();
+                Ok(())
+            },
+        )?;
+        let sampler = memdiff_diffusion::sample::describe(&opts, &schedule);
+        Ok(snapshots
+            .into_iter()
+            .map(|snapshots| ModelOutput {
                 snapshots,
-                sampler: memdiff_diffusion::sample::describe(&opts, &schedule),
+                sampler: sampler.clone(),
             })
-        },
-    ))
+            .collect())
+    }
+}
+
+/// `workers` runners sharing one [`Ensembler`]: up to `workers` networks trained per call, on
+/// every thread of the current pool.
+fn burn_members(kind: DeviceKind, workers: usize) -> anyhow::Result<Vec<Member>> {
+    let device = backend::device(kind)?;
+    Ensembler::members(
+        Box::new(BurnBatch { device }),
+        workers,
+        workers,
+        Some(rayon::current_num_threads()),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn load_config(args: &SweepArgs) -> anyhow::Result<(SweepConfig, PathBuf)> {
@@ -285,8 +334,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
     let (cfg, out) = load_config(&args)?;
     let kind: DeviceKind = args.device.parse()?;
-    let mut runner = burn_runner(kind)?;
     if let Some(id) = &args.only {
+        let mut runner = burn_members(kind, 1)?.remove(0);
         let rows = memdiff_experiments::run_one(cfg, id, &mut runner)?;
         let mut buf = Vec::new();
         memdiff_metrics::summary::write_csv(&mut buf, &rows)?;
@@ -305,16 +354,12 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         .write(Path::new(&out))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let t0 = std::time::Instant::now();
-    let o = if args.jobs > 1 {
-        let mut runners: Vec<Box<dyn ModelRunner + Send>> = vec![Box::new(runner)];
-        for _ in 1..args.jobs {
-            runners.push(Box::new(burn_runner(kind)?));
-        }
-        memdiff_experiments::run_sweep_concurrent(cfg, &dir, &opts, &mut runners)
-    } else {
-        memdiff_experiments::run_sweep(cfg, &dir, &opts, &mut runner)
-    }
-    .with_context(|| format!("sweep into {}", out.display()))?;
+    let mut runners: Vec<Box<dyn ModelRunner + Send>> = burn_members(kind, args.jobs as usize)?
+        .into_iter()
+        .map(|m| Box::new(m) as Box<dyn ModelRunner + Send>)
+        .collect();
+    let o = memdiff_experiments::run_sweep_concurrent(cfg, &dir, &opts, &mut runners)
+        .with_context(|| format!("sweep into {}", out.display()))?;
     eprintln!(
         "sweep: {} units in the grid, {} in this shard, {} already done, {} computed in {:.1} s; {} rows in {}",
         o.total,

@@ -7,11 +7,13 @@
 //! - [`pair`]: the two-training-sets test (`pair = true`): `pairs.csv` rows and their table;
 //! - [`store`]: the sweep folder (one atomic file per finished unit, results.csv, merge);
 //! - [`probe`]: one training run measured at snapshots (`memdiff train --eval-at`);
+//! - [`batch`]: the sweep's networks trained as batched ensembles ([`batch::Ensembler`]);
 //! - [`run`]: the driver; [`report`] and [`plots`]: the aggregated table and figures;
 //!   [`html`]: the report as one page.
 //!
 //! No deep-learning framework here: the binary implements [`sim::ModelRunner`] over burn.
 
+pub mod batch;
 pub mod config;
 pub mod grid;
 pub mod html;

@@ -142,7 +142,9 @@ pub fn run_sweep_concurrent(
                             .num_threads(threads)
                             .build()
                             .map_err(|e| (0, SweepError::Threads(e.to_string())))?;
-                        pool.install(|| work(runner))
+                        let done = pool.install(|| work(&mut *runner));
+                        runner.finished();
+                        done
                     })
                 })
                 .collect();
@@ -758,6 +760,75 @@ mod tests {
         assert_eq!((o.computed, o.complete), (3, false));
         assert_eq!(part.finished().unwrap().len(), 3);
         let o = run_sweep_concurrent(c.clone(), &part, &opts(), &mut fakes(3)).unwrap();
+        assert_eq!((o.skipped, o.computed, o.complete), (3, 3, true));
+        assert_eq!(results(&part), results(&one));
+    }
+
+    /// A batch runner over [`FakeModel`] that groups jobs by n and records each call's size.
+    struct FakeBatch(std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+    impl crate::batch::BatchRunner for FakeBatch {
+        fn key(&self, job: &ModelJob, _train: &ImageSet) -> Result<String, BoxError> {
+            Ok(format!("n{}", job.unit.n))
+        }
+        fn train_many(
+            &mut self,
+            jobs: &[(&ModelJob, &ImageSet)],
+        ) -> Vec<Result<ModelOutput, BoxError>> {
+            assert!(jobs.iter().all(|(j, _)| j.unit.n == jobs[0].0.unit.n));
+            self.0.lock().unwrap().push(jobs.len());
+            jobs.iter()
+                .map(|(j, t)| FakeModel.train_and_sample(j, t))
+                .collect()
+        }
+    }
+
+    fn members(
+        k: usize,
+    ) -> (
+        Vec<Box<dyn ModelRunner + Send>>,
+        std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    ) {
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let m = crate::batch::Ensembler::members(Box::new(FakeBatch(calls.clone())), k, k, Some(1))
+            .unwrap()
+            .into_iter()
+            .map(|m| Box::new(m) as Box<dyn ModelRunner + Send>)
+            .collect();
+        (m, calls)
+    }
+
+    #[test]
+    fn batched_trainings_give_the_one_at_a_time_results_whatever_k_and_resume() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = tiny();
+        c.train_steps = Some(400);
+        c.eval_at = Some(crate::config::EvalAt::List(vec![4, 40]));
+        let one = SweepDir::new(tmp.path().join("one"));
+        run_sweep(c.clone(), &one, &opts(), &mut FakeModel).unwrap();
+        for k in [1, 2, 3, 6] {
+            let d = SweepDir::new(tmp.path().join(format!("k{k}")));
+            let (mut m, calls) = members(k);
+            let o = run_sweep_concurrent(c.clone(), &d, &opts(), &mut m).unwrap();
+            assert_eq!((o.total, o.computed, o.rows, o.complete), (6, 6, 36, true));
+            assert_eq!(results(&d), results(&one), "K = {k}");
+            let calls = calls.lock().unwrap().clone();
+            // every network trained once, never more than K or a mixed n per call
+            assert_eq!(calls.iter().sum::<usize>(), 6, "K = {k}: {calls:?}");
+            assert!(calls.iter().all(|&c| c <= k), "K = {k}: {calls:?}");
+            if k == 6 {
+                // all six units ask at once: one call per n (3 simulations each)
+                assert_eq!(calls, vec![3, 3]);
+            }
+        }
+        // Interrupted after 3 units with K = 2, resumed with K = 3: the same table.
+        let part = SweepDir::new(tmp.path().join("part"));
+        let limited = RunOptions {
+            max_units: Some(3),
+            ..opts()
+        };
+        let o = run_sweep_concurrent(c.clone(), &part, &limited, &mut members(2).0).unwrap();
+        assert_eq!((o.computed, o.complete), (3, false));
+        let o = run_sweep_concurrent(c.clone(), &part, &opts(), &mut members(3).0).unwrap();
         assert_eq!((o.skipped, o.computed, o.complete), (3, 3, true));
         assert_eq!(results(&part), results(&one));
     }

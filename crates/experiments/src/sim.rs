@@ -66,6 +66,10 @@ pub trait ModelRunner {
         job: &ModelJob,
         train: &ImageSet,
     ) -> Result<ModelOutput, BoxError>;
+
+    /// Called once when the worker using this runner takes no more units (a batching runner,
+    /// [`crate::batch::Member`], then stops waiting for it).
+    fn finished(&mut self) {}
 }
 
 /// Errors of one unit, naming it.

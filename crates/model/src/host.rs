@@ -32,6 +32,21 @@ pub trait HostKernels: Backend {
     fn conv3x3_input_grad(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Gradient of [`HostKernels::conv3x3`] with respect to the weight.
     fn conv3x3_weight_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// K stacked 3×3 convolutions (padding 1, no bias): `x (K·B, C, h, w)`, network `k` owning
+    /// images `k·B .. (k+1)·B`, by `weight (K, O, 9C)` (`weight[k]` is `(O, C, 3, 3)` row-major).
+    fn conv3x3_stacked(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Gradient of [`HostKernels::conv3x3_stacked`] with respect to `x`.
+    fn conv3x3_stacked_input_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// Gradient of [`HostKernels::conv3x3_stacked`] with respect to the weight (`weight` gives
+    /// only the shape).
+    fn conv3x3_stacked_weight_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// The values of a contiguous f32 flex tensor (make it so with `to_contiguous`, which copies
@@ -114,6 +129,101 @@ impl HostKernels for Flex {
         let dw = conv3x3_weight_grad_f32(f32s(&x), f32s(&g), [b, c, h, w], o, WEIGHT_GRAD_COLS);
         f32_tensor(dw, Shape::new([o, c, 3, 3]))
     }
+
+    fn conv3x3_stacked(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        assert!(
+            x.dtype() == DType::F32 && weight.dtype() == DType::F32,
+            "conv3x3_stacked: f32 only"
+        );
+        conv3x3_stacked_f32(x, weight)
+    }
+
+    fn conv3x3_stacked_input_grad(weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        // per network: dx = conv3x3(grad, W') with the flipped kernel (see conv3x3_input_grad)
+        let o = dims4(&grad)[1];
+        let s = weight.shape();
+        let (k, c) = (s[0], s[2] / 9);
+        assert_eq!(
+            s[1], o,
+            "conv3x3_stacked_input_grad: weight {s:?}, gradient of {o} channels"
+        );
+        let wt = weight.to_contiguous();
+        let ws = f32s(&wt);
+        let wi = o * c * 9;
+        let mut flipped = Vec::with_capacity(ws.len());
+        for g in 0..k {
+            flipped.extend(flip_weight(&ws[g * wi..][..wi], o, c));
+        }
+        conv3x3_stacked_f32(grad, f32_tensor(flipped, Shape::new([k, c, 9 * o])))
+    }
+
+    fn conv3x3_stacked_weight_grad(
+        x: FlexTensor,
+        grad: FlexTensor,
+        weight: FlexTensor,
+    ) -> FlexTensor {
+        let [n, c, h, w] = dims4(&x);
+        let ([k, o, _], b) = stacked_dims("conv3x3_stacked_weight_grad", n, c, &weight);
+        let (x, g) = (x.to_contiguous(), grad.to_contiguous());
+        let (xs, gs) = (f32s(&x), f32s(&g));
+        let (xi, gi) = (b * c * h * w, b * o * h * w);
+        let mut dw = Vec::with_capacity(k * o * c * 9);
+        for net in 0..k {
+            dw.extend(conv3x3_weight_grad_f32(
+                &xs[net * xi..][..xi],
+                &gs[net * gi..][..gi],
+                [b, c, h, w],
+                o,
+                WEIGHT_GRAD_COLS,
+            ));
+        }
+        f32_tensor(dw, Shape::new([k, o, 9 * c]))
+    }
+}
+
+/// `weight (K, O, 9C)` as `[K, O, C]`, checked against `x (K·B, C, h, w)`; and `B`.
+fn stacked_dims(what: &str, n: usize, c: usize, weight: &FlexTensor) -> ([usize; 3], usize) {
+    let s = weight.shape();
+    assert_eq!(s.num_dims(), 3, "{what}: weight {s:?} is not (K, O, 9C)");
+    let (k, o, c9) = (s[0], s[1], s[2]);
+    assert!(
+        c9 == 9 * c && k > 0 && n.is_multiple_of(k),
+        "{what}: weight {s:?} for {n} images of {c} channels"
+    );
+    ([k, o, c], n / k)
+}
+
+/// Network `g`'s `(O, C, 3, 3)` weight flipped for the input gradient: `(C, O, 3, 3)` with
+/// `W'[c, o, ky, kx] = W[o, c, 2 - ky, 2 - kx]`.
+fn flip_weight(ws: &[f32], o: usize, c: usize) -> Vec<f32> {
+    let mut flipped = vec![0f32; ws.len()];
+    for oi in 0..o {
+        for ci in 0..c {
+            for k in 0..9 {
+                flipped[(ci * o + oi) * 9 + 8 - k] = ws[(oi * c + ci) * 9 + k];
+            }
+        }
+    }
+    flipped
+}
+
+fn conv3x3_stacked_f32(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+    let [n, c, h, w] = dims4(&x);
+    let ([k, o, _], b) = stacked_dims("conv3x3_stacked", n, c, &weight);
+    let (x, wt) = (x.to_contiguous(), weight.to_contiguous());
+    let (xs, ws) = (f32s(&x), f32s(&wt));
+    let (xi, wi) = (b * c * h * w, o * c * 9);
+    let mut y = Vec::with_capacity(n * o * h * w);
+    for g in 0..k {
+        y.extend(conv3x3_f32(
+            &xs[g * xi..][..xi],
+            &ws[g * wi..][..wi],
+            [b, c, h, w],
+            o,
+            FORWARD_COLS,
+        ));
+    }
+    f32_tensor(y, Shape::new([n, o, h, w]))
 }
 
 fn pad1() -> ConvOptions<2> {
@@ -408,6 +518,59 @@ impl<B: HostKernels, C: CheckpointStrategy> HostKernels for Autodiff<B, C> {
     fn conv3x3_weight_grad(_x: FloatTensor<Self>, _grad: FloatTensor<Self>) -> FloatTensor<Self> {
         unreachable!("conv3x3_weight_grad is only called on the inner backend")
     }
+
+    fn conv3x3_stacked(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Conv3x3Stacked;
+
+        impl<B: HostKernels> Backward<B, 2> for Conv3x3Stacked {
+            // the input and the weight
+            type State = (FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (x, w) = ops.state;
+                let w2 = w.clone();
+                binary::<B, _, _>(
+                    ops.parents,
+                    ops.node,
+                    grads,
+                    |grad| B::conv3x3_stacked_input_grad(w, grad),
+                    |grad| B::conv3x3_stacked_weight_grad(x, grad, w2),
+                );
+            }
+        }
+
+        let (x, x_node) = x.into_parts();
+        let (w, w_node) = weight.into_parts();
+        match Conv3x3Stacked
+            .prepare::<C>([x_node, w_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x.clone(), w.clone()), B::conv3x3_stacked(x, w)),
+            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3_stacked(x, w)),
+        }
+    }
+
+    fn conv3x3_stacked_input_grad(
+        _w: FloatTensor<Self>,
+        _grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        unreachable!("conv3x3_stacked_input_grad is only called on the inner backend")
+    }
+
+    fn conv3x3_stacked_weight_grad(
+        _x: FloatTensor<Self>,
+        _grad: FloatTensor<Self>,
+        _w: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        unreachable!("conv3x3_stacked_weight_grad is only called on the inner backend")
+    }
 }
 
 /// Whether `device` (autodiff or not) is flex, the backend these kernels serve.
@@ -422,6 +585,20 @@ pub fn is_flex(device: &Device) -> bool {
 pub fn conv3x3_host(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
     assert!(is_flex(&x.device()), "conv3x3_host runs on flex only");
     Tensor::from_dispatch(<Dispatch as HostKernels>::conv3x3(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+    ))
+}
+
+/// K stacked 3×3 convolutions on flex through [`HostKernels::conv3x3_stacked`]: `x (K·B, C, h,
+/// w)` by `weight (K, O, 9C)`, one im2col + GEMM per network (forward and both gradients), each
+/// the very computation [`conv3x3_host`] does for that network alone.
+pub fn conv3x3_stacked_host(x: Tensor<4>, weight: Tensor<3>) -> Tensor<4> {
+    assert!(
+        is_flex(&x.device()),
+        "conv3x3_stacked_host runs on flex only"
+    );
+    Tensor::from_dispatch(<Dispatch as HostKernels>::conv3x3_stacked(
         x.into_dispatch(),
         weight.into_dispatch(),
     ))

@@ -28,11 +28,13 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub mod ensemble;
 pub mod fastmath;
 #[cfg(feature = "flex")]
 pub mod host;
 pub mod init;
 mod ops;
+pub use ensemble::{conv3x3_stacked, EnsembleUNet};
 pub use ops::{
     conv3x3_dense, conv3x3_im2col, gelu, is_cpu, upsample_matrix, DENSE_MAX_SIDE, DENSE_MIN_BATCH,
     IM2COL_MIN_CHANNELS, IM2COL_MIN_SIDE,

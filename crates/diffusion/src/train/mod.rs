@@ -18,6 +18,7 @@
 //! checkpointed runs).
 
 mod config;
+mod ensemble;
 mod optim;
 mod params;
 mod rng;
@@ -25,6 +26,7 @@ mod run;
 mod trainer;
 
 pub use config::*;
+pub use ensemble::*;
 pub use optim::*;
 pub use params::*;
 pub use rng::*;

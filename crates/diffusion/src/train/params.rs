@@ -4,10 +4,9 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::Gradients;
 use burn::tensor::{Device, Tensor, TensorData};
-use memdiff_model::UNet;
 
 /// Every float parameter of `model` as `(shape, values)`, in visiting order.
-pub fn params_to_host(model: &UNet) -> Vec<(Vec<usize>, Vec<f32>)> {
+pub fn params_to_host<M: Module>(model: &M) -> Vec<(Vec<usize>, Vec<f32>)> {
     struct Collect(Vec<(Vec<usize>, Vec<f32>)>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -27,7 +26,10 @@ pub fn params_to_host(model: &UNet) -> Vec<(Vec<usize>, Vec<f32>)> {
 
 /// Replaces every float parameter of `model` (visiting order) with `value(i, plain_device)`, a
 /// flat tensor reshaped to the parameter's shape, keeping whether each one tracks gradients.
-pub(crate) fn map_params(model: UNet, value: &mut dyn FnMut(usize, &Device) -> Tensor<1>) -> UNet {
+pub(crate) fn map_params<M: Module>(
+    model: M,
+    value: &mut dyn FnMut(usize, &Device) -> Tensor<1>,
+) -> M {
     struct Load<'a> {
         value: &'a mut dyn FnMut(usize, &Device) -> Tensor<1>,
         i: usize,
@@ -58,11 +60,11 @@ pub(crate) fn map_params(model: UNet, value: &mut dyn FnMut(usize, &Device) -> T
 
 /// Replaces every float parameter of `model` with `values` (visiting order; shapes checked by
 /// the caller), keeping whether each one tracks gradients.
-pub fn params_from_host(model: UNet, values: &[&[f32]]) -> UNet {
+pub fn params_from_host<M: Module>(model: M, values: &[&[f32]]) -> M {
     map_params(model, &mut |i, device| host_tensor(values[i], device))
 }
 
-pub(crate) fn grads_to_host(model: &UNet, grads: &Gradients) -> Vec<Option<Vec<f32>>> {
+pub(crate) fn grads_to_host<M: Module>(model: &M, grads: &Gradients) -> Vec<Option<Vec<f32>>> {
     grads_on_device(model, grads)
         .into_iter()
         .map(|g| g.map(|t| tensor_to_host(&t)))
@@ -94,7 +96,7 @@ pub(crate) fn to_host(values: &[Tensor<1>]) -> Vec<Vec<f32>> {
 }
 
 /// Every parameter's gradient, flattened, left on the device.
-pub(crate) fn grads_on_device(model: &UNet, grads: &Gradients) -> Vec<Option<Tensor<1>>> {
+pub(crate) fn grads_on_device<M: Module>(model: &M, grads: &Gradients) -> Vec<Option<Tensor<1>>> {
     struct Collect<'a> {
         grads: &'a Gradients,
         out: Vec<Option<Tensor<1>>>,
@@ -118,6 +120,6 @@ pub(crate) fn grads_on_device(model: &UNet, grads: &Gradients) -> Vec<Option<Ten
 
 /// Replaces every float parameter of `model` with the flattened device tensors `values`
 /// (visiting order), keeping whether each one tracks gradients.
-pub(crate) fn params_from_device(model: UNet, values: &[Tensor<1>]) -> UNet {
+pub(crate) fn params_from_device<M: Module>(model: M, values: &[Tensor<1>]) -> M {
     map_params(model, &mut |i, _| values[i].clone())
 }

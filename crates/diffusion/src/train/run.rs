@@ -83,7 +83,7 @@ pub fn train_in_memory_with_snapshots(
             loss,
             img_per_s(imgs, t0.elapsed().as_secs_f64() - snaps.seconds),
         );
-        snaps.at_step(&tr, |tr| snapshot(on_snapshot, tr))?;
+        snaps.at_step(tr.step, || snapshot(on_snapshot, &tr))?;
     }
     let seconds = t0.elapsed().as_secs_f64() - snaps.seconds;
     Ok(Trained {
@@ -97,14 +97,14 @@ pub fn train_in_memory_with_snapshots(
 
 /// The snapshot steps as training passes them, and the time spent at them (left out of the
 /// training rates).
-struct Snapshots<'a> {
+pub(crate) struct Snapshots<'a> {
     at: &'a [usize],
     next: usize,
-    seconds: f64,
+    pub(crate) seconds: f64,
 }
 
 impl<'a> Snapshots<'a> {
-    fn new(at: &'a [usize]) -> Self {
+    pub(crate) fn new(at: &'a [usize]) -> Self {
         Self {
             at,
             next: 0,
@@ -114,18 +114,18 @@ impl<'a> Snapshots<'a> {
 
     /// Runs `f` if the trainer's step is listed (listed steps already passed, such as those
     /// before a resumed checkpoint, are skipped), timing it.
-    fn at_step(
+    pub(crate) fn at_step(
         &mut self,
-        tr: &Trainer,
-        f: impl FnOnce(&Trainer) -> Result<(), TrainError>,
+        step: usize,
+        f: impl FnOnce() -> Result<(), TrainError>,
     ) -> Result<(), TrainError> {
-        while self.at.get(self.next).is_some_and(|&s| s < tr.step) {
+        while self.at.get(self.next).is_some_and(|&s| s < step) {
             self.next += 1;
         }
-        if self.at.get(self.next) == Some(&tr.step) {
+        if self.at.get(self.next) == Some(&step) {
             self.next += 1;
             let s0 = Instant::now();
-            f(tr)?;
+            f()?;
             self.seconds += s0.elapsed().as_secs_f64();
         }
         Ok(())
@@ -330,16 +330,16 @@ pub fn train_run_with_snapshots(
             loss,
             img_per_s(imgs, t0.elapsed().as_secs_f64() - snaps.seconds),
         );
-        snaps.at_step(&tr, |tr| {
+        snaps.at_step(tr.step, || {
             if keep_weights {
                 let dir = snapshot_dir(out, tr.step);
                 std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
                     path: dir.clone(),
                     source,
                 })?;
-                checkpoint::save(&dir, &meta_for(tr), &tr.state(), &tr.shapes())?;
+                checkpoint::save(&dir, &meta_for(&tr), &tr.state(), &tr.shapes())?;
             }
-            snapshot(on_snapshot, tr)
+            snapshot(on_snapshot, &tr)
         })?;
         let due = cfg.checkpoint_every > 0 && tr.step.is_multiple_of(cfg.checkpoint_every);
         if due && !tr.is_done() {

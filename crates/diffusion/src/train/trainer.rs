@@ -44,7 +44,7 @@ pub struct StepTimes {
 }
 
 /// Checks the data against the config and maps it to `[-1, 1]`.
-fn prepare_data(cfg: &TrainConfig, data: &ImageSet) -> Result<Vec<f32>, TrainError> {
+pub(crate) fn prepare_data(cfg: &TrainConfig, data: &ImageSet) -> Result<Vec<f32>, TrainError> {
     if data.channels != cfg.channels || data.h != cfg.px || data.w != cfg.px {
         return Err(TrainError::DataShape {
             got: format!("{} x {} x {}", data.channels, data.h, data.w),

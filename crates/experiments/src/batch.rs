@@ -1,0 +1,181 @@
+//! Many trainings as one computation: the sweep's workers hand their networks to one
+//! [`Ensembler`], which trains every group of compatible networks as one batched ensemble.
+//!
+//! Each worker of [`crate::run_sweep_concurrent`] computes its unit as before and, when the unit
+//! needs a network, asks its [`Member`] (a [`ModelRunner`]). The member queues the job and waits.
+//! When every worker still working has queued one, the last to arrive takes the whole queue,
+//! groups the jobs by [`BatchRunner::key`] (jobs with equal keys can share one step: same
+//! shape, settings, budget and batch sizes), trains each group, at most `max_k` networks at a
+//! time, in one call of [`BatchRunner::train_many`] on the shared thread pool, and hands every
+//! worker its own result. So K workers train up to K networks per call, and a unit's rows do not
+//! depend on K, on which units share a call, or on resume, as long as the batch runner gives
+//! each network the numbers it would get alone (the burn runner does, tested bit for bit).
+
+use crate::sim::{BoxError, ModelJob, ModelOutput, ModelRunner};
+use memdiff_data::ImageSet;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Trains several networks in one call.
+pub trait BatchRunner: Send {
+    /// Jobs whose keys are equal can be trained in one call of [`BatchRunner::train_many`].
+    fn key(&self, job: &ModelJob, train: &ImageSet) -> Result<String, BoxError>;
+    /// Trains and samples every job (all with the same key); one result per job, in order.
+    fn train_many(&mut self, jobs: &[(&ModelJob, &ImageSet)])
+        -> Vec<Result<ModelOutput, BoxError>>;
+}
+
+struct Request {
+    id: u64,
+    job: ModelJob,
+    train: ImageSet,
+}
+
+#[derive(Default)]
+struct State {
+    /// Workers that may still ask for a network.
+    live: usize,
+    pending: Vec<Request>,
+    done: HashMap<u64, Result<ModelOutput, BoxError>>,
+    next_id: u64,
+    /// A worker is training the last queue.
+    running: bool,
+}
+
+/// The shared trainer of K workers (module docs).
+pub struct Ensembler {
+    state: Mutex<State>,
+    wake: Condvar,
+    runner: Mutex<Box<dyn BatchRunner>>,
+    max_k: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Ensembler {
+    /// `workers` members over `runner`, at most `max_k` networks per call; the calls run on a
+    /// pool of `threads` threads (None: the caller's).
+    pub fn members(
+        runner: Box<dyn BatchRunner>,
+        workers: usize,
+        max_k: usize,
+        threads: Option<usize>,
+    ) -> Result<Vec<Member>, BoxError> {
+        let pool = match threads {
+            Some(t) => Some(rayon::ThreadPoolBuilder::new().num_threads(t).build()?),
+            None => None,
+        };
+        let e = Arc::new(Self {
+            state: Mutex::new(State {
+                live: workers,
+                ..State::default()
+            }),
+            wake: Condvar::new(),
+            runner: Mutex::new(runner),
+            max_k: max_k.max(1),
+            pool,
+        });
+        Ok((0..workers)
+            .map(|_| Member {
+                e: Arc::clone(&e),
+                finished: false,
+            })
+            .collect())
+    }
+
+    fn ask(&self, job: &ModelJob, train: &ImageSet) -> Result<ModelOutput, BoxError> {
+        let mut st = self.state.lock().expect("ensembler lock");
+        let id = st.next_id;
+        st.next_id += 1;
+        st.pending.push(Request {
+            id,
+            job: job.clone(),
+            train: train.clone(),
+        });
+        self.wake.notify_all();
+        loop {
+            if let Some(r) = st.done.remove(&id) {
+                return r;
+            }
+            if !st.running && !st.pending.is_empty() && st.pending.len() >= st.live {
+                st.running = true;
+                let queue = std::mem::take(&mut st.pending);
+                drop(st);
+                let results = self.train_queue(queue);
+                st = self.state.lock().expect("ensembler lock");
+                st.done.extend(results);
+                st.running = false;
+                self.wake.notify_all();
+                continue;
+            }
+            st = self.wake.wait(st).expect("ensembler lock");
+        }
+    }
+
+    /// Trains a queue: groups by key in order of first appearance, at most `max_k` per call.
+    fn train_queue(&self, queue: Vec<Request>) -> Vec<(u64, Result<ModelOutput, BoxError>)> {
+        let mut runner = self.runner.lock().expect("runner lock");
+        let mut out = Vec::with_capacity(queue.len());
+        let mut groups: Vec<(String, Vec<&Request>)> = Vec::new();
+        for r in &queue {
+            match runner.key(&r.job, &r.train) {
+                Ok(k) => match groups.iter_mut().find(|(g, _)| *g == k) {
+                    Some((_, v)) => v.push(r),
+                    None => groups.push((k, vec![r])),
+                },
+                Err(e) => out.push((r.id, Err(e))),
+            }
+        }
+        for (_, members) in groups {
+            for chunk in members.chunks(self.max_k) {
+                let jobs: Vec<(&ModelJob, &ImageSet)> =
+                    chunk.iter().map(|r| (&r.job, &r.train)).collect();
+                let results = match &self.pool {
+                    Some(p) => {
+                        let r: &mut dyn BatchRunner = &mut **runner;
+                        p.install(move || r.train_many(&jobs))
+                    }
+                    None => runner.train_many(&jobs),
+                };
+                assert_eq!(results.len(), chunk.len(), "one result per job");
+                out.extend(chunk.iter().map(|r| r.id).zip(results));
+            }
+        }
+        out
+    }
+
+    fn leave(&self) {
+        let mut st = self.state.lock().expect("ensembler lock");
+        st.live = st.live.saturating_sub(1);
+        self.wake.notify_all();
+    }
+}
+
+/// One worker's handle on the [`Ensembler`]: a [`ModelRunner`] whose calls wait until every
+/// working worker has asked, then get their network from one batched training.
+pub struct Member {
+    e: Arc<Ensembler>,
+    finished: bool,
+}
+
+impl ModelRunner for Member {
+    fn train_and_sample(
+        &mut self,
+        job: &ModelJob,
+        train: &ImageSet,
+    ) -> Result<ModelOutput, BoxError> {
+        self.e.ask(job, train)
+    }
+
+    fn finished(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.e.leave();
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.finished();
+    }
+}
