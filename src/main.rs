@@ -141,7 +141,27 @@ fn main() {
             "mimalloc {v} is linked, not {MI_VERSION}: its purge_delay option was not set (the option index is valid for {MI_VERSION} only; training at px 32 may fault its memory in again at every step)"
         );
     }
-    let result = match cli.command {
+    // Every command runs on a thread of the rayon pool that burn's CPU backend and the GEMMs use:
+    // called from outside it, each tensor op would hand its work to the pool and wait for it
+    // (a futex round trip per op, about a third of a tiny training step: docs/BENCHMARKS.md,
+    // "Many small networks at once").
+    let pool = match rayon::ThreadPoolBuilder::new().build() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot start the worker threads: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = pool.install(move || run(cli.command));
+    if let Err(e) = result {
+        // One line: the whole context chain, outermost first.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Data(a) => cmd::data::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Train(a) => cmd::train::run(a),
@@ -153,10 +173,5 @@ fn main() {
         Command::Report(a) => cmd::report::run(a),
         Command::Linear(a) => cmd::linear::run(a),
         Command::Dae(a) => cmd::dae::run(a),
-    };
-    if let Err(e) = result {
-        // One line: the whole context chain, outermost first.
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
     }
 }

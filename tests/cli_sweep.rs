@@ -139,7 +139,7 @@ fn tiny_model_sweep_end_to_end_then_kill_and_resume() {
     ));
     assert_eq!(table(&resumed), t);
 
-    // Two simulations at once (one rayon thread each): the same table.
+    // Two units at once: the same table.
     let jobs = tmp.path().join("jobs2");
     let out = ok(&memdiff(
         &[
@@ -156,6 +156,23 @@ fn tiny_model_sweep_end_to_end_then_kill_and_resume() {
     ));
     assert!(!out.contains("| C |"), "--no-report");
     assert_eq!(table(&jobs), t);
+    // Four units at once: each n's two simulations train as one ensemble of two networks (their
+    // batches stacked, one computation per step), the two ensembles side by side: the same table.
+    let jobs4 = tmp.path().join("jobs4");
+    ok(&memdiff(
+        &[
+            "sweep",
+            "--config",
+            cfg,
+            "--jobs",
+            "4",
+            "--no-report",
+            "--out",
+            jobs4.to_str().unwrap(),
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(table(&jobs4), t);
     let zero = memdiff(&["sweep", "--config", cfg, "--jobs", "0"], tmp.path());
     assert!(!zero.status.success());
     assert!(

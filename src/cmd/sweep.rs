@@ -72,8 +72,10 @@ pub struct SweepArgs {
     /// Stop after this many units (time-boxed runs; rerun to continue).
     #[arg(long, value_name = "N")]
     pub max_units: Option<usize>,
-    /// Train K simulations at once on the one device, one worker thread each (same rows as one
-    /// at a time). On the CPU each worker gets RAYON_NUM_THREADS / K threads (at least 1).
+    /// Work on K units at once: their networks are trained together, every group of compatible
+    /// networks (same shape, settings, budget and batch size) as one batched ensemble of up to K
+    /// networks, the groups side by side on min(K, threads) lanes. The rows are the same for
+    /// every K (each network trains as it would alone, bit for bit).
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: u16,
     /// Do not write the report at the end.
@@ -163,7 +165,7 @@ impl BatchRunner for BurnBatch {
     }
 
     fn train_many(
-        &mut self,
+        &self,
         jobs: &[(&ModelJob, &ImageSet)],
     ) -> Vec<Result<ModelOutput, BoxError>> {
         match self.train_ensemble(jobs) {
@@ -242,14 +244,17 @@ impl BurnBatch {
 }
 
 /// `workers` runners sharing one [`Ensembler`]: up to `workers` networks trained per call, on
-/// every thread of the current pool.
+/// as many lanes as there are threads (at most `workers`), the threads split between them.
 fn burn_members(kind: DeviceKind, workers: usize) -> anyhow::Result<Vec<Member>> {
     let device = backend::device(kind)?;
+    let threads = rayon::current_num_threads();
+    let lanes = workers.min(threads).max(1);
     Ensembler::members(
         Box::new(BurnBatch { device }),
         workers,
         workers,
-        Some(rayon::current_num_threads()),
+        lanes,
+        threads / lanes,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))
 }

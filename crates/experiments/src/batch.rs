@@ -17,12 +17,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Trains several networks in one call.
-pub trait BatchRunner: Send {
+pub trait BatchRunner: Send + Sync {
     /// Jobs whose keys are equal can be trained in one call of [`BatchRunner::train_many`].
     fn key(&self, job: &ModelJob, train: &ImageSet) -> Result<String, BoxError>;
+    /// The relative cost of one training step of this job (e.g. images per step); calls are
+    /// split and ordered by it so that the lanes finish together.
+    fn cost(&self, _job: &ModelJob, train: &ImageSet) -> usize {
+        train.n
+    }
     /// Trains and samples every job (all with the same key); one result per job, in order.
-    fn train_many(&mut self, jobs: &[(&ModelJob, &ImageSet)])
-        -> Vec<Result<ModelOutput, BoxError>>;
+    fn train_many(&self, jobs: &[(&ModelJob, &ImageSet)]) -> Vec<Result<ModelOutput, BoxError>>;
 }
 
 struct Request {
@@ -46,33 +50,38 @@ struct State {
 pub struct Ensembler {
     state: Mutex<State>,
     wake: Condvar,
-    runner: Mutex<Box<dyn BatchRunner>>,
+    runner: Box<dyn BatchRunner>,
     max_k: usize,
-    pool: Option<rayon::ThreadPool>,
+    /// One pool per lane: calls run concurrently, one per lane.
+    lanes: Vec<rayon::ThreadPool>,
 }
 
 impl Ensembler {
-    /// `workers` members over `runner`, at most `max_k` networks per call; the calls run on a
-    /// pool of `threads` threads (None: the caller's).
+    /// `workers` members over `runner`, at most `max_k` networks per call; the calls of one queue
+    /// run `lanes` at a time, each on its own pool of `threads_per_lane` threads.
     pub fn members(
         runner: Box<dyn BatchRunner>,
         workers: usize,
         max_k: usize,
-        threads: Option<usize>,
+        lanes: usize,
+        threads_per_lane: usize,
     ) -> Result<Vec<Member>, BoxError> {
-        let pool = match threads {
-            Some(t) => Some(rayon::ThreadPoolBuilder::new().num_threads(t).build()?),
-            None => None,
-        };
+        let lanes = (0..lanes.max(1))
+            .map(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads_per_lane.max(1))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let e = Arc::new(Self {
             state: Mutex::new(State {
                 live: workers,
                 ..State::default()
             }),
             wake: Condvar::new(),
-            runner: Mutex::new(runner),
+            runner,
             max_k: max_k.max(1),
-            pool,
+            lanes,
         });
         Ok((0..workers)
             .map(|_| Member {
@@ -111,13 +120,14 @@ impl Ensembler {
         }
     }
 
-    /// Trains a queue: groups by key in order of first appearance, at most `max_k` per call.
+    /// Trains a queue: groups by key in order of first appearance, each split into calls of
+    /// at most `max_k` networks and of about a lane's share of the queue's cost at most; the
+    /// calls run on the lanes, the costliest first.
     fn train_queue(&self, queue: Vec<Request>) -> Vec<(u64, Result<ModelOutput, BoxError>)> {
-        let mut runner = self.runner.lock().expect("runner lock");
         let mut out = Vec::with_capacity(queue.len());
         let mut groups: Vec<(String, Vec<&Request>)> = Vec::new();
         for r in &queue {
-            match runner.key(&r.job, &r.train) {
+            match self.runner.key(&r.job, &r.train) {
                 Ok(k) => match groups.iter_mut().find(|(g, _)| *g == k) {
                     Some((_, v)) => v.push(r),
                     None => groups.push((k, vec![r])),
@@ -125,21 +135,40 @@ impl Ensembler {
                 Err(e) => out.push((r.id, Err(e))),
             }
         }
+        // Split each group so that no call costs much more than a lane's share of the queue.
+        let cost = |r: &Request| self.runner.cost(&r.job, &r.train).max(1);
+        let total: usize = groups
+            .iter()
+            .flat_map(|(_, m)| m.iter())
+            .map(|r| cost(r))
+            .sum();
+        let share = total.div_ceil(self.lanes.len());
+        let mut calls: Vec<Vec<&Request>> = Vec::new();
         for (_, members) in groups {
-            for chunk in members.chunks(self.max_k) {
-                let jobs: Vec<(&ModelJob, &ImageSet)> =
-                    chunk.iter().map(|r| (&r.job, &r.train)).collect();
-                let results = match &self.pool {
-                    Some(p) => {
-                        let r: &mut dyn BatchRunner = &mut **runner;
-                        p.install(move || r.train_many(&jobs))
-                    }
-                    None => runner.train_many(&jobs),
-                };
-                assert_eq!(results.len(), chunk.len(), "one result per job");
-                out.extend(chunk.iter().map(|r| r.id).zip(results));
-            }
+            let group: usize = members.iter().map(|r| cost(r)).sum();
+            let size = (members.len() * share / group).clamp(1, self.max_k);
+            calls.extend(members.chunks(size).map(<[&Request]>::to_vec));
         }
+        // the costliest calls first
+        calls.sort_by_key(|c| std::cmp::Reverse(c.iter().map(|r| cost(r)).sum::<usize>()));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for pool in &self.lanes {
+                let (calls, next, done) = (&calls, &next, &done);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(call) = calls.get(i) else { break };
+                    let jobs: Vec<(&ModelJob, &ImageSet)> =
+                        call.iter().map(|r| (&r.job, &r.train)).collect();
+                    let results = pool.install(|| self.runner.train_many(&jobs));
+                    assert_eq!(results.len(), call.len(), "one result per job");
+                    let mut d = done.lock().expect("results lock");
+                    d.extend(call.iter().map(|r| r.id).zip(results));
+                });
+            }
+        });
+        out.extend(done.into_inner().expect("results lock"));
         out
     }
 
