@@ -363,9 +363,15 @@ fn an_rgb_folder_trains_samples_probes_and_audits_from_anywhere() {
             "G-png",
             "--npz",
             "G.npz",
+            "--png",
+            "grid.png",
         ],
         None,
     );
+    // The grid shows colour: an RGB PNG with pixels whose channels differ.
+    let grid = image::open(other.join("grid.png")).unwrap();
+    assert_eq!(grid.color(), image::ColorType::Rgb8);
+    assert!(grid.to_rgb8().pixels().any(|p| p.0[0] != p.0[1]));
     let g = memdiff_data::npy::read_images(&other.join("G.npy")).unwrap();
     assert_eq!((g.n, g.channels, g.h, g.w), (5, 3, 8, 8));
     let want = nhwc(&g);
@@ -415,6 +421,9 @@ fn an_rgb_folder_trains_samples_probes_and_audits_from_anywhere() {
     assert_eq!(v["n_train"], 12);
     assert_eq!(v["n_original"], 12);
     assert_eq!(v["pixels_used"], 192);
+    // The audit picture (generated | nearest | second nearest) is in colour too.
+    let pic = image::open(run.join("audit.png")).unwrap().to_rgb8();
+    assert!(pic.pixels().any(|p| p.0[0] != p.0[2]));
 
     // A changed folder is refused with one line.
     std::fs::remove_file(faces.join("00023.png")).unwrap();
@@ -515,4 +524,95 @@ fn a_sweep_on_a_folder_draws_disjoint_sets_and_records_the_hash() {
     let b = memdiff_data::read_images_any(&samples.join("c0-n4-s3.npz")).unwrap();
     assert_eq!((a.n, a.channels, a.h, a.w), (3, 3, 8, 8));
     assert_eq!(a, b);
+}
+
+#[test]
+fn a_folder_of_another_size_is_refused_then_fitted_and_rebuilt_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big");
+    let set = ImageSet::new(
+        10,
+        3,
+        12,
+        16,
+        (0..10 * 576)
+            .map(|i| ((i * 13) % 256) as f32 / 255.0)
+            .collect(),
+    );
+    export::write_png_dir(&big, &set).unwrap();
+    let args = |out: &str, fit: bool| {
+        let mut a = vec![
+            "train",
+            "--data",
+            "big",
+            "--n",
+            "6",
+            "--px",
+            "8",
+            "--base-channels",
+            "4",
+            "--steps",
+            "4",
+            "--epochs",
+            "1",
+            "--batch",
+            "6",
+            "--out",
+        ];
+        a.push(out);
+        if fit {
+            a.extend_from_slice(&["--fit", "crop"]);
+        }
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let a = args("a", false);
+    let e = err_in(
+        tmp.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert!(
+        e.contains("3 x 12 x 16") && e.contains("--fit resize|crop"),
+        "{e}"
+    );
+    let b = args("b", true);
+    ok_in(
+        tmp.path(),
+        &b.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    // The audit rebuilds the cropped T from another folder: 6 trained, 4 held out, 8 x 8 x 3.
+    let other = tempfile::tempdir().unwrap();
+    let (json, _) = ok_in(
+        other.path(),
+        &[
+            "eval",
+            "--checkpoint",
+            s(&tmp.path().join("b")),
+            "--generate",
+            "2",
+            "--save-sets",
+            "sets",
+            "--json",
+        ],
+        None,
+    );
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (v["n_train"].as_u64(), v["n_original"].as_u64()),
+        (Some(6), Some(4))
+    );
+    let t = memdiff_data::npy::read_images(&other.path().join("sets/train.npy")).unwrap();
+    let want = memdiff_data::read_source(
+        &big,
+        &memdiff_data::ReadOptions {
+            fit: memdiff_data::Fit::Crop,
+            px: Some(8),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .set
+    .select(&memdiff_data::mnist::subset_indices(10, 6, 0).unwrap());
+    assert_eq!(t, want);
 }

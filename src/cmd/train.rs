@@ -448,7 +448,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
 fn check_data(data: &memdiff_data::ImageSet, cfg: &TrainConfig) -> anyhow::Result<()> {
     if data.h != cfg.px || data.w != cfg.px || data.channels != cfg.channels {
         bail!(
-            "the training images are {} x {} x {} but --px is {} with {} channel(s): pass --px {} (a multiple of 8) or resize the data",
+            "the training images are {} x {} x {} but --px is {} with {} channel(s): pass --px {} (a multiple of 8), or bring your own images to --px with --fit resize|crop",
             data.channels,
             data.h,
             data.w,

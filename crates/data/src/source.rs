@@ -150,7 +150,7 @@ pub fn read_source_as<V: Pixel>(path: &Path, opts: &ReadOptions) -> Result<Sourc
     if opts.fit != Fit::None && opts.px.is_none() {
         return Err(DataError::invalid(
             format!("fit {}", opts.fit),
-            "needs the side px to fit the images to",
+            "needs the side to bring the images to (--px P; px = P in a config)",
         ));
     }
     if let Some(px) = opts.px {
