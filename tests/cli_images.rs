@@ -414,10 +414,30 @@ fn an_rgb_folder_trains_samples_probes_and_audits_from_anywhere() {
     // The audit from elsewhere: T the 12 trained images, O the other 12.
     let (json, _) = ok_in(
         &other,
-        &["eval", "--checkpoint", s(&run), "--generate", "3", "--json"],
+        &[
+            "eval",
+            "--checkpoint",
+            s(&run),
+            "--generate",
+            "3",
+            "--nn",
+            "--nn-csv",
+            "audit-nn.csv",
+            "--json",
+        ],
         None,
     );
     let v: Value = serde_json::from_str(&json).unwrap();
+    // The audit's --nn table as CSV: 3 rows in the picture's order, d1/d2 ascending.
+    let csv = std::fs::read_to_string(other.join("audit-nn.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "g,nearest,second,d1,d2,ratio,d1_original");
+    let ratios: Vec<f64> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ratios.len(), 3);
+    assert!(ratios.windows(2).all(|w| w[0] <= w[1]), "{ratios:?}");
     assert_eq!(v["n_train"], 12);
     assert_eq!(v["n_original"], 12);
     assert_eq!(v["pixels_used"], 192);

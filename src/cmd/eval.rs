@@ -55,7 +55,8 @@ pub struct EvalArgs {
     /// With --fit: the side the images are brought to.
     #[arg(long, value_name = "PX", requires = "fit")]
     pub px: Option<usize>,
-    /// Also write the --nn table (g, nearest, d1, d2, d1/d2) to this CSV file.
+    /// Also write the --nn table (g, nearest, d1, d2, d1/d2; with --checkpoint also the second
+    /// nearest and d1 in O, in the picture's order) to this CSV file.
     #[arg(long, value_name = "FILE", requires = "nn")]
     pub nn_csv: Option<PathBuf>,
     /// Make G with a reference generator instead: oracle, copy or copy+noise:SIGMA.
@@ -164,7 +165,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         return crate::cmd::pair::run(&args);
     }
     if args.checkpoint.is_some() {
-        return crate::cmd::audit::run(&audit_options(&args)?, args.json, args.nn);
+        return crate::cmd::audit::run(
+            &audit_options(&args)?,
+            args.json,
+            args.nn,
+            args.nn_csv.as_deref(),
+        );
     }
     run_sets(&args)
 }
@@ -425,8 +431,8 @@ fn audit_options(args: &EvalArgs) -> anyhow::Result<AuditOptions> {
     let Some(ck) = &args.checkpoint else {
         bail!("--checkpoint DIR is required for the audit");
     };
-    if args.read.any() || args.nn_csv.is_some() {
-        bail!("--checkpoint reads its data from the checkpoint's recipe and --original as found: drop --layout / --npz-array / --recursive / --fit / --nn-csv");
+    if args.read.any() {
+        bail!("--checkpoint reads its data from the checkpoint's recipe and --original as found: drop --layout / --npz-array / --recursive / --fit");
     }
     if args.train.is_some() || args.generated.is_some() || args.generator.is_some() {
         bail!("--checkpoint rebuilds T from the checkpoint and generates G itself: drop --train / --generated / --generator");

@@ -5,7 +5,7 @@
 //!
 //! - **Folders**: files ending in `.png`, `.jpg` or `.jpeg` (any case), sorted by their path
 //!   relative to the folder (byte order); names starting with `.` are skipped, and so are
-//!   subfolders unless `recursive`. 8-bit pixels are `byte / 255`, 16-bit `value / 65535`;
+//!   subfolders unless `recursive` (links to folders always). 8-bit pixels are `byte / 255`, 16-bit `value / 65535`;
 //!   greyscale files give 1 channel, RGB files 3. An alpha channel must be fully opaque (it is
 //!   then dropped). Every image must have the size and channel count of the first, unless a fit
 //!   brings each to `px x px`.
@@ -308,14 +308,15 @@ fn list_folder(dir: &Path, recursive: bool) -> Result<(Vec<(String, PathBuf)>, b
             } else {
                 format!("{prefix}/{name}")
             };
-            let md = std::fs::metadata(&p).map_err(|e| DataError::read(&p, e))?;
-            if md.is_dir() {
+            // Linked files are followed; linked folders are not (no loops).
+            let ft = entry.file_type().map_err(|e| DataError::read(&p, e))?;
+            if ft.is_dir() {
                 if recursive {
                     stack.push((rel, p));
                 } else {
                     skipped_dir = true;
                 }
-            } else if is_image_name(&name) {
+            } else if is_image_name(&name) && p.is_file() {
                 out.push((rel, p));
             }
         }
@@ -405,13 +406,21 @@ fn read_folder(dir: &Path, opts: &ReadOptions) -> Result<(ImageSet, String, usiz
             detail: format!("no .png, .jpg or .jpeg files in it{hint}"),
         });
     }
+    // Read and decode in parallel (in order); the first error in name order is reported.
+    use rayon::prelude::*;
+    let decoded: Vec<Result<(Vec<u8>, Decoded), DataError>> = files
+        .par_iter()
+        .map(|(_, p)| {
+            let bytes = std::fs::read(p).map_err(|e| DataError::read(p, e))?;
+            let img = decode_image(p, &bytes)?;
+            Ok((bytes, fit_one(img, opts)))
+        })
+        .collect();
     let mut hasher_parts: Vec<(String, Vec<u8>)> = Vec::with_capacity(files.len());
     let mut data: Vec<f32> = Vec::new();
     let mut shape: Option<(usize, usize, usize, PathBuf)> = None;
-    for (rel, p) in &files {
-        let bytes = std::fs::read(p).map_err(|e| DataError::read(p, e))?;
-        let img = decode_image(p, &bytes)?;
-        let img = fit_one(p, img, opts)?;
+    for ((rel, p), r) in files.iter().zip(decoded) {
+        let (bytes, img) = r?;
         match &shape {
             None => shape = Some((img.c, img.h, img.w, p.clone())),
             Some((c, h, w, first)) => {
@@ -449,21 +458,20 @@ fn read_folder(dir: &Path, opts: &ReadOptions) -> Result<(ImageSet, String, usiz
 }
 
 /// A fit applied to one decoded image (identity without a fit).
-fn fit_one(path: &Path, img: Decoded, opts: &ReadOptions) -> Result<Decoded, DataError> {
+fn fit_one(img: Decoded, opts: &ReadOptions) -> Decoded {
     let (Some(px), fit) = (opts.px, opts.fit) else {
-        return Ok(img);
+        return img;
     };
     if fit == Fit::None {
-        return Ok(img);
+        return img;
     }
-    let _ = path;
     let planes = fit_planes(&img.planes, img.c, img.h, img.w, fit, px);
-    Ok(Decoded {
+    Decoded {
         c: img.c,
         h: px,
         w: px,
         planes,
-    })
+    }
 }
 
 /// The fit of every image of a set (arrays) and the px check.
