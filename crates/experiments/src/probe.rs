@@ -152,7 +152,7 @@ pub fn reference_sets(
         DataRecipe::Npy { path, .. } => Err(setting(
             "eval_at",
             format!(
-                "the training set is a file ({}): there is no distribution to draw a reference set O from; train on gmm or mnist to measure along training",
+                "the training set is a file ({}): there is no distribution to draw a reference set O from, and this recipe (an old form) does not record which images were held out; train again with --data FILE --n N (fewer than its images) to measure along training",
                 path.display()
             ),
         )),
