@@ -290,7 +290,7 @@ fn mnist_dir_and_its_environment_variable_pick_the_full_files() {
 }
 
 #[test]
-fn a_npy_recipe_stores_an_absolute_path() {
+fn a_npy_recipe_stores_an_absolute_path_and_a_hash() {
     let tmp = tempfile::tempdir().unwrap();
     let cwd = tmp.path();
     ok_in(
@@ -324,12 +324,23 @@ fn a_npy_recipe_stores_an_absolute_path() {
         None,
     );
     let meta = memdiff_diffusion::checkpoint::load_meta(&cwd.join("run")).unwrap();
-    let memdiff_data::DataRecipe::Npy { path, indices } = &meta.data else {
+    let memdiff_data::DataRecipe::Images {
+        path,
+        indices,
+        hash,
+        ..
+    } = &meta.data
+    else {
         panic!("{:?}", meta.data)
     };
     assert!(path.is_absolute() && path.ends_with("T.npy"), "{path:?}");
-    assert_eq!(indices, &Some((0..8).collect::<Vec<usize>>()));
-    // Rebuilt from elsewhere: T is the first 8 rows, O the other 4.
+    // T: 8 rows drawn with the run's seed (0), the file's hash recorded.
+    assert_eq!(
+        indices,
+        &memdiff_data::mnist::subset_indices(12, 8, 0).unwrap()
+    );
+    assert!(hash.starts_with("sha256:"), "{hash}");
+    // Rebuilt from elsewhere: T is those 8 rows, O the other 4.
     let other = tempfile::tempdir().unwrap();
     let (json, _) = ok_in(
         other.path(),

@@ -192,7 +192,7 @@ fn pixel_count_mismatch_is_one_clear_error() {
     let g9 = write(
         dir.path(),
         "G9.npy",
-        &ImageSet::new(2, 1, 3, 3, vec![0.25; 18]),
+        &ImageSet::new(2, 1, 1, 9, vec![0.25; 18]),
     );
     let e = err_line(&["eval", "--original", &o, "--train", &t, "--generated", &g9]);
     assert!(

@@ -4,6 +4,7 @@
 //! The arguments are `eval`'s (`super::eval::EvalArgs`, owned by the metric); `eval` resolves
 //! them into [`AuditOptions`] and hands over to [`run`].
 
+use anyhow::Context;
 use memdiff_diffusion::audit::{self, AuditOptions, AuditReport};
 use std::fmt::Write as _;
 
@@ -123,12 +124,35 @@ pub fn text(r: &AuditReport, per_sample: bool) -> String {
 }
 
 /// Runs the audit with a progress bar and prints it.
-pub fn run(a: &AuditOptions, json: bool, per_sample: bool) -> anyhow::Result<()> {
+pub fn run(
+    a: &AuditOptions,
+    json: bool,
+    per_sample: bool,
+    nn_csv: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     super::sample::check_out_dir("--png", &a.png_path())?;
+    if let Some(p) = nn_csv {
+        super::sample::check_out_dir("--nn-csv", p)?;
+    }
     let pb = memdiff_data::progress::bar(0, "network evals");
     let r = audit::audit(a, Some(&pb));
     pb.finish_and_clear();
-    print(&r?, json, per_sample)
+    let r = r?;
+    if let Some(p) = nn_csv {
+        // The --nn table in the picture's order (d1/d2 ascending).
+        let mut csv = String::from("g,nearest,second,d1,d2,ratio,d1_original\n");
+        for i in audit::order(&r.generated) {
+            let x = &r.generated[i];
+            let second = x.second_train.map_or(String::new(), |k| k.to_string());
+            csv.push_str(&format!(
+                "{i},{},{second},{:e},{:e},{:e},{:e}\n",
+                x.nearest_train, x.d1_train, x.d2_train, x.ratio_train, x.d1_original
+            ));
+        }
+        memdiff_data::atomic::write_bytes(p, csv.as_bytes())
+            .with_context(|| format!("--nn-csv {}", p.display()))?;
+    }
+    print(&r, json, per_sample)
 }
 
 #[cfg(test)]

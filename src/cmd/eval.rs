@@ -39,15 +39,26 @@ use super::metric_json::result_json;
 pub struct EvalArgs {
     #[command(subcommand)]
     pub sub: Option<EvalSub>,
-    /// Original set O (.npy, or IDX gz/plain): (n, d), (n, h, w) or (n, 1, h, w).
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["checkpoint"])]
+    /// Original set O: a folder of PNG / JPEG images, a .npz (arr_0), .npy or IDX file (gz or
+    /// plain): (n, d), (n, h, w), (n, c, h, w) or (n, h, w, c), uint8 or float, grey or RGB.
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["checkpoint"])]
     pub original: Option<PathBuf>,
     /// Training set T (same formats).
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["checkpoint"])]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["checkpoint"])]
     pub train: Option<PathBuf>,
     /// Generated set G (same formats); not needed with --generator or --checkpoint.
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["checkpoint", "generator"], conflicts_with = "generator")]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["checkpoint", "generator"], conflicts_with = "generator")]
     pub generated: Option<PathBuf>,
+    /// How the three sets are read (the same for each).
+    #[command(flatten)]
+    pub read: super::ReadArgs,
+    /// With --fit: the side the images are brought to.
+    #[arg(long, value_name = "PX", requires = "fit")]
+    pub px: Option<usize>,
+    /// Also write the --nn table (g, nearest, d1, d2, d1/d2; with --checkpoint also the second
+    /// nearest and d1 in O, in the picture's order) to this CSV file.
+    #[arg(long, value_name = "FILE", requires = "nn")]
+    pub nn_csv: Option<PathBuf>,
     /// Make G with a reference generator instead: oracle, copy or copy+noise:SIGMA.
     #[arg(long, value_name = "KIND")]
     pub generator: Option<String>,
@@ -154,14 +165,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         return crate::cmd::pair::run(&args);
     }
     if args.checkpoint.is_some() {
-        return crate::cmd::audit::run(&audit_options(&args)?, args.json, args.nn);
+        return crate::cmd::audit::run(
+            &audit_options(&args)?,
+            args.json,
+            args.nn,
+            args.nn_csv.as_deref(),
+        );
     }
     run_sets(&args)
 }
 
-/// Reads a set in f64 (float64 files keep their exact values).
-fn read_set(path: &Path, role: &str) -> anyhow::Result<ImageSet<f64>> {
-    memdiff_data::read_images_any_f64(path).with_context(|| format!("reading the {role} set"))
+/// Reads a set in f64 (float64 files keep their exact values) with the reading flags.
+fn read_set(args: &EvalArgs, path: &Path, role: &str) -> anyhow::Result<ImageSet<f64>> {
+    let opts = args.read.options(args.px);
+    Ok(memdiff_data::source::read_source_as(path, &opts)
+        .with_context(|| format!("reading the {role} set"))?
+        .set)
 }
 
 /// `--dequantize` / `--no-dequantize` (shared with the audit).
@@ -211,10 +230,10 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
     if generator.is_some() && args.g == 0 {
         bail!("--g 0: the reference generator needs at least 1 sample");
     }
-    let mut o = read_set(op, "original")?;
-    let t = read_set(tp, "train")?;
+    let mut o = read_set(args, op, "original")?;
+    let t = read_set(args, tp, "train")?;
     let mut g = match &args.generated {
-        Some(gp) => Some(read_set(gp, "generated")?),
+        Some(gp) => Some(read_set(args, gp, "generated")?),
         None => None,
     };
     let d = o.dim();
@@ -300,6 +319,17 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
     if let Some(q) = &quad {
         m.insert("quadrature_max_rel_diff".into(), json!(q.max_rel_diff));
         m.insert("quadrature".into(), serde_json::to_value(q)?);
+    }
+    if let (Some(p), Some((_, nb))) = (&args.nn_csv, &nn_res) {
+        let mut csv = String::from("g,nearest,d1,d2,ratio\n");
+        for (i, x) in nb.iter().enumerate() {
+            csv.push_str(&format!(
+                "{i},{},{:e},{:e},{:e}\n",
+                x.index, x.d1, x.d2, x.ratio
+            ));
+        }
+        memdiff_data::atomic::write_bytes(p, csv.as_bytes())
+            .with_context(|| format!("--nn-csv {}", p.display()))?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -401,6 +431,9 @@ fn audit_options(args: &EvalArgs) -> anyhow::Result<AuditOptions> {
     let Some(ck) = &args.checkpoint else {
         bail!("--checkpoint DIR is required for the audit");
     };
+    if args.read.any() {
+        bail!("--checkpoint reads its data from the checkpoint's recipe and --original as found: drop --layout / --npz-array / --recursive / --fit");
+    }
     if args.train.is_some() || args.generated.is_some() || args.generator.is_some() {
         bail!("--checkpoint rebuilds T from the checkpoint and generates G itself: drop --train / --generated / --generator");
     }

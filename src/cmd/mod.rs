@@ -33,3 +33,46 @@ pub fn log_output_folder(out: &std::path::Path, default: bool) {
         tracing::info!("output folder {}", out.display());
     }
 }
+
+/// How image files are read (`memdiff_data::source`): the flags shared by every command that
+/// takes data (`eval`, `train`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ReadArgs {
+    /// Axis order of a rank-4 array: nchw (n, c, h, w) or nhwc (n, h, w, c). Default: inferred
+    /// where only one of axis 1 and axis 3 is 1 or 3 (e.g. (n, 32, 32, 3) is nhwc), else an error.
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<memdiff_data::Layout>,
+    /// Array of a .npz to read (default arr_0, else its only array).
+    #[arg(long, value_name = "NAME")]
+    pub npz_array: Option<String>,
+    /// Read the subfolders of an image folder too (files sorted by their relative path).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Bring every image to --px x --px: resize (whole image) or crop (centred square, then
+    /// resize). Filter: triangle (bilinear, antialiased when shrinking), values clamped to [0, 1].
+    #[arg(long, value_name = "HOW")]
+    pub fit: Option<memdiff_data::Fit>,
+}
+
+impl ReadArgs {
+    /// The reading options, with the side `px` that a fit brings the images to.
+    pub fn options(&self, px: Option<usize>) -> memdiff_data::ReadOptions {
+        let fit = self.fit.unwrap_or_default();
+        memdiff_data::ReadOptions {
+            layout: self.layout.unwrap_or_default(),
+            array: self.npz_array.clone(),
+            recursive: self.recursive,
+            fit,
+            px: if fit == memdiff_data::Fit::None {
+                None
+            } else {
+                px
+            },
+        }
+    }
+
+    /// Whether any flag is given.
+    pub fn any(&self) -> bool {
+        self.layout.is_some() || self.npz_array.is_some() || self.recursive || self.fit.is_some()
+    }
+}

@@ -1,5 +1,6 @@
 //! `memdiff sample`: images from a trained checkpoint (ancestral DDPM or DDIM), as a float32
-//! `.npy` `(n, channels, px, px)` in `[0, 1]`, an optional PNG grid, and `<out>.run.toml`.
+//! `.npy` `(n, channels, px, px)` in `[0, 1]`, an optional PNG grid, a folder of one PNG per
+//! image and a `.npz` (`arr_0`, `(n, h, w, c)` uint8) for the FID tools, and `<out>.run.toml`.
 use anyhow::{bail, Context};
 use clap::Args;
 use memdiff_data::config::RunRecord;
@@ -21,6 +22,7 @@ use std::time::Instant;
 ///
 /// Examples:
 ///   memdiff sample --checkpoint checkpoints/gmm8 --n 64 --out G.npy --png G.png
+///   memdiff sample --checkpoint run --n 1000 --out G.npy --png-dir G-png --npz G.npz
 ///   memdiff sample --checkpoint checkpoints/gmm8 --sampler ddim --sampling-steps 50 --out G.npy
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -69,6 +71,15 @@ pub struct SampleArgs {
     /// Images per row of the PNG grid (0: about square).
     #[arg(long, default_value_t = 0, requires = "png")]
     pub png_cols: usize,
+    /// Also write one PNG per image into this new (or empty) folder, 00000.png, 00001.png, ...
+    /// (bytes round(255 v), greyscale or RGB): what clean-fid, torch-fidelity and pytorch-fid
+    /// read.
+    #[arg(long, value_name = "DIR")]
+    pub png_dir: Option<PathBuf>,
+    /// Also write the images as a .npz with arr_0 of shape (n, h, w, c), uint8 (the FID tools'
+    /// array form).
+    #[arg(long, value_name = "FILE")]
+    pub npz: Option<PathBuf>,
 }
 
 /// What `<out>.run.toml` records.
@@ -83,6 +94,8 @@ struct Settings<'a> {
     sample: &'a SampleOptions,
     out: String,
     png: Option<String>,
+    png_dir: Option<String>,
+    npz: Option<String>,
     device: String,
 }
 
@@ -109,6 +122,18 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     check_out_dir("--out", &a.out)?;
     if let Some(p) = &a.png {
         check_out_dir("--png", p)?;
+    }
+    if let Some(p) = &a.npz {
+        check_out_dir("--npz", p)?;
+    }
+    if let Some(d) = &a.png_dir {
+        check_out_dir("--png-dir", d)?;
+        if d.is_file() || std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()) {
+            bail!(
+                "--png-dir {}: it exists and is not an empty folder; give a new or empty folder",
+                d.display()
+            );
+        }
     }
     let ck = memdiff_diffusion::audit::open_checkpoint(&a.checkpoint, &a.device, a.ema)?;
     let (kind, device, model, meta, schedule) =
@@ -139,6 +164,14 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
         memdiff_data::png::write_grid(p, &images, a.png_cols, 0)
             .with_context(|| format!("writing --png {}", p.display()))?;
     }
+    if let Some(d) = &a.png_dir {
+        memdiff_data::export::write_png_dir(d, &images)
+            .with_context(|| format!("writing --png-dir {}", d.display()))?;
+    }
+    if let Some(p) = &a.npz {
+        memdiff_data::export::write_npz(p, &images)
+            .with_context(|| format!("writing --npz {}", p.display()))?;
+    }
     let settings = Settings {
         checkpoint: a.checkpoint.display().to_string(),
         checkpoint_step: meta.step,
@@ -149,6 +182,8 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
         sample: &opts,
         out: a.out.display().to_string(),
         png: a.png.as_ref().map(|p| p.display().to_string()),
+        png_dir: a.png_dir.as_ref().map(|p| p.display().to_string()),
+        npz: a.npz.as_ref().map(|p| p.display().to_string()),
         device: kind.to_string(),
     };
     let record = RunRecord::new("sample", backend::backend_name(kind), a.seed, &settings);

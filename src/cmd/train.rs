@@ -32,15 +32,19 @@ use std::path::PathBuf;
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
     /// TOML with a `[train]` table (TrainConfig keys) and an optional `[data]` table (a data
-    /// recipe: kind = "gmm" | "mnist" | "npy").
+    /// recipe: kind = "gmm" | "mnist" | "npy" | "images").
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Training data: `gmm` (the centred mixture of docs/METHOD.md §1), `mnist` (the shipped 10k subset,
     /// embedded in the binary, or the full files of --mnist-dir / $MEMDIFF_MNIST_DIR; resized to
-    /// --px, padded at 32) or a .npy file of images in [0, 1]. The recipe in checkpoint.toml
-    /// names a file by its absolute path, so it rebuilds the set from any working folder.
+    /// --px, padded at 32) or your own images: a folder of PNG / JPEG files, a .npz, .npy or
+    /// IDX file (greyscale or RGB; the network takes the data's channels). The recipe in
+    /// checkpoint.toml names a file or folder by its absolute path and its content hash, so it
+    /// rebuilds the set from any working folder and refuses a changed one.
     #[arg(long)]
     pub data: Option<String>,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
     /// With --data mnist: folder with the full MNIST files (its train-images-idx3-ubyte[.gz],
     /// 60,000 digits) instead of the shipped subset. Default: $MEMDIFF_MNIST_DIR if set.
     #[arg(long, value_name = "DIR")]
@@ -48,7 +52,9 @@ pub struct TrainArgs {
     /// GMM components (centred layout, sigma 0.1, spacing 0.1). Default 1.
     #[arg(long)]
     pub components: Option<usize>,
-    /// Number of training images drawn (gmm, mnist), or the first N rows of a .npy. Default 1000.
+    /// Number of training images drawn (gmm, mnist, your own images: a seeded draw, the rest
+    /// held out for --eval-at and the audit's O). Default 1000 (gmm, mnist), all the images of
+    /// a file or folder.
     #[arg(long)]
     pub n: Option<usize>,
     /// Seed of the data draw (default: --seed).
@@ -108,7 +114,8 @@ pub struct TrainArgs {
     /// snapshot samples the current weights (the EMA weights with --ema) and writes a row of
     /// trajectory.csv: f_mem (d1/d2 < 1/3) with its Wilson interval, E_TG, E_OG, Δ, Δ_U, E_OG
     /// against the oracle's on the same held-out O, and the verdict (docs/METHOD.md §7). Needs
-    /// gmm or mnist data (O is drawn from the distribution, or from digits not trained on).
+    /// held-out data (O is drawn from the mixture, or from the images of the file or folder
+    /// that are not trained on: give --n below their number).
     /// Also `[eval] at` in --config.
     #[arg(long, value_name = "STEPS")]
     pub eval_at: Option<String>,
@@ -177,6 +184,9 @@ fn recipe_from_flags(a: &TrainArgs, cfg: &TrainConfig) -> anyhow::Result<Option<
 }
 
 fn recipe_for(kind: &str, a: &TrainArgs, cfg: &TrainConfig) -> anyhow::Result<DataRecipe> {
+    if a.read.any() && matches!(kind, "gmm" | "mnist") {
+        bail!("--layout / --npz-array / --recursive / --fit read image files: they do not apply to --data {kind}");
+    }
     let n = a.n.unwrap_or(1000);
     let seed = a.data_seed.unwrap_or(cfg.seed);
     Ok(match kind {
@@ -199,12 +209,10 @@ fn recipe_for(kind: &str, a: &TrainArgs, cfg: &TrainConfig) -> anyhow::Result<Da
         path => {
             let p = PathBuf::from(path);
             if !p.exists() {
-                bail!("--data {path}: no such file (use gmm, mnist or a .npy of images in [0, 1])");
+                bail!("--data {path}: no such file or folder (use gmm, mnist, a folder of PNG / JPEG images, or a .npz / .npy / IDX file)");
             }
-            DataRecipe::Npy {
-                path: p,
-                indices: a.n.map(|n| (0..n).collect()),
-            }
+            DataRecipe::images_subset(&p, a.read.options(Some(cfg.px)), a.n, seed)
+                .with_context(|| format!("--data {path}"))?
         }
     })
 }
@@ -276,6 +284,7 @@ fn default_out(recipe: &DataRecipe, cfg: &TrainConfig) -> PathBuf {
         DataRecipe::Gmm { spec, .. } => format!("gmm{}", spec.components.len()),
         DataRecipe::Mnist { .. } => "mnist".into(),
         DataRecipe::Npy { .. } => "npy".into(),
+        DataRecipe::Images { .. } => "images".into(),
     };
     PathBuf::from(format!(
         "checkpoints/train-{kind}-px{}-s{}-seed{}",
@@ -287,7 +296,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let kind: DeviceKind = a.device.parse().context("--device")?;
     let device = backend::device(kind).context("--device")?;
 
-    let (cfg, recipe, out, mut eval, resumed_at) = if a.resume {
+    let (mut cfg, recipe, out, mut eval, resumed_at) = if a.resume {
         let out = a
             .out
             .clone()
@@ -296,8 +305,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             checkpoint::load_meta(&out).with_context(|| format!("--resume {}", out.display()))?;
         let mut cfg = meta.train.clone();
         apply_flags(&mut cfg, &a);
-        if a.config.is_some() || a.data.is_some() || a.mnist_dir.is_some() {
-            bail!("--resume takes the settings and data from {}/checkpoint.toml: drop --config / --data / --mnist-dir (only --epochs, --max-steps and --checkpoint-every may change)", out.display());
+        if a.config.is_some() || a.data.is_some() || a.mnist_dir.is_some() || a.read.any() {
+            bail!("--resume takes the settings and data from {}/checkpoint.toml: drop --config / --data / --mnist-dir / the reading flags (only --epochs, --max-steps and --checkpoint-every may change)", out.display());
         }
         check_resume_data(&a, &meta.data, &out)?;
         if a.eval_at.is_some()
@@ -350,6 +359,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
 
     let data = recipe.build().context("building the training set")?;
+    if matches!(recipe, DataRecipe::Images { .. } | DataRecipe::Npy { .. }) && !a.resume {
+        // Your own images: the network takes their channels (1 greyscale, 3 RGB).
+        cfg.channels = data.channels;
+    }
     check_data(&data, &cfg)?;
     let snapshots = eval
         .steps(cfg.total_steps(cfg.split(data.n).0))
@@ -435,7 +448,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
 fn check_data(data: &memdiff_data::ImageSet, cfg: &TrainConfig) -> anyhow::Result<()> {
     if data.h != cfg.px || data.w != cfg.px || data.channels != cfg.channels {
         bail!(
-            "the training images are {} x {} x {} but --px is {} with {} channel(s): pass --px {} (a multiple of 8) or resize the data",
+            "the training images are {} x {} x {} but --px is {} with {} channel(s): pass --px {} (a multiple of 8), or bring your own images to --px with --fit resize|crop",
             data.channels,
             data.h,
             data.w,

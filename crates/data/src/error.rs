@@ -22,8 +22,8 @@ pub enum DataError {
     #[error("{}: the gzip stream is corrupt ({detail}); download or copy the file again", .path.display())]
     GzipCorrupt { path: PathBuf, detail: String },
 
-    /// Content that is neither `.npy`, gzip nor IDX.
-    #[error("{}: unrecognised file format (first bytes {magic}); give a .npy file or an IDX file (gzipped or plain)", .path.display())]
+    /// Content that is neither a zip (`.npz`), `.npy`, gzip nor IDX.
+    #[error("{}: unrecognised file format (first bytes {magic}); give a folder of .png / .jpg images, a .npz, a .npy or an IDX file (gzipped or plain)", .path.display())]
     UnknownFormat { path: PathBuf, magic: String },
 
     /// A file that ends inside its header.
@@ -73,7 +73,7 @@ pub enum DataError {
     NpyDtype { path: PathBuf, dtype: String },
 
     /// An array (npy or IDX) whose rank or shape cannot be a set of images.
-    #[error("{}: array of shape {shape:?} is not a set of images; expected (n, d), (n, h, w) or (n, c, h, w)", .path.display())]
+    #[error("{}: array of shape {shape:?} is not a set of images; expected (n, d), (n, h, w), (n, c, h, w) or (n, h, w, c)", .path.display())]
     Shape { path: PathBuf, shape: Vec<u64> },
 
     /// A NaN or infinite value.
@@ -120,6 +120,35 @@ pub enum DataError {
     /// An output file that could not be written.
     #[error(transparent)]
     Write(#[from] WriteError),
+
+    /// A rank-4 array whose channel axis cannot be told from its shape.
+    #[error("{}: cannot tell the channel axis of shape {shape:?}: {detail}; pass --layout nchw (n, c, h, w) or --layout nhwc (n, h, w, c) (layout = \"nchw\" | \"nhwc\" in a config)", .path.display())]
+    Layout {
+        path: PathBuf,
+        shape: Vec<u64>,
+        detail: String,
+    },
+
+    /// An `.npz` archive that cannot be read or has no usable array.
+    #[error("{}: {detail}", .path.display())]
+    Npz { path: PathBuf, detail: String },
+
+    /// An image file (PNG / JPEG) that cannot be decoded.
+    #[error("{}: cannot decode the image ({detail})", .path.display())]
+    Decode { path: PathBuf, detail: String },
+
+    /// A folder of images (or one file in it) that cannot be a set: empty, mixed sizes or
+    /// channel counts, the wrong side.
+    #[error("{}: {detail}", .path.display())]
+    Folder { path: PathBuf, detail: String },
+
+    /// A source whose content changed since a recipe recorded its hash.
+    #[error("{}: the data changed since the run recorded it (content {recorded}, now {now}); restore the original files, or train again on the new data", .path.display())]
+    Changed {
+        path: PathBuf,
+        recorded: String,
+        now: String,
+    },
 
     /// PNG encoding failed.
     #[error("cannot encode PNG {}: {detail}", .path.display())]

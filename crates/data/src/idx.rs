@@ -204,19 +204,33 @@ pub fn idx_to_images(path: &Path, arr: &IdxArray) -> Result<ImageSet, DataError>
 
 /// [`idx_to_images`] into values of type `V` (`value as f32 / 255`, widened exactly).
 pub fn idx_to_images_as<V: Pixel>(path: &Path, arr: &IdxArray) -> Result<ImageSet<V>, DataError> {
+    idx_to_images_layout(path, arr, crate::source::Layout::Auto)
+}
+
+/// [`idx_to_images_as`] with the layout of a rank-4 array given.
+pub fn idx_to_images_layout<V: Pixel>(
+    path: &Path,
+    arr: &IdxArray,
+    layout: crate::source::Layout,
+) -> Result<ImageSet<V>, DataError> {
     let shape: Vec<u64> = arr.dims.iter().map(|&d| d as u64).collect();
-    let (n, c, h, w) = nchw_from_shape(path, &shape)?;
-    let data = arr
+    let ((n, c, h, w), channel_last) = nchw_from_shape(path, &shape, layout)?;
+    let data: Vec<V> = arr
         .data
         .iter()
         .map(|&b| V::from_f32(b as f32 / 255.0))
         .collect();
+    let data = if channel_last {
+        crate::source::nhwc_to_nchw(&data, n, c, h, w)
+    } else {
+        data
+    };
     Ok(ImageSet::new(n, c, h, w, data))
 }
 
-/// Reads a set of images from a `.npy` file or an IDX file (gzipped or plain), deciding by the
-/// content's first bytes (`\x93NUMPY`, `1f 8b`, `00 00 08`), not by the file name. A gzipped
-/// `.npy` is read too.
+/// Reads a set of images from any source [`crate::source::read_source`] reads (a folder of
+/// PNG / JPEG files, `.npz`, `.npy`, IDX gzipped or plain; files decided by their first bytes,
+/// not their name), with the default options (layout inferred, `arr_0`, no fit).
 /// [`crate::mnist::SHIPPED`] gives the shipped MNIST subset.
 pub fn read_images_any(path: &Path) -> Result<ImageSet, DataError> {
     read_images_any_as(path)
@@ -230,23 +244,7 @@ pub fn read_images_any_f64(path: &Path) -> Result<ImageSet<f64>, DataError> {
 
 /// [`read_images_any`] into values of type `V`.
 pub fn read_images_any_as<V: Pixel>(path: &Path) -> Result<ImageSet<V>, DataError> {
-    if crate::mnist::is_shipped(path) {
-        let s = crate::mnist::shipped_images();
-        return Ok(s.map(|v| V::from_f32(v)));
-    }
-    let raw = std::fs::read(path).map_err(|e| DataError::read(path, e))?;
-    let bytes = gunzip_if_gzip(path, &raw)?;
-    if bytes.starts_with(crate::npy::NPY_MAGIC) {
-        return crate::npy::parse_images_as(path, &bytes);
-    }
-    if bytes.len() >= 2 && bytes[0] == 0 && bytes[1] == 0 {
-        let arr = parse_idx(path, &bytes)?;
-        return idx_to_images_as(path, &arr);
-    }
-    Err(DataError::UnknownFormat {
-        path: path.to_path_buf(),
-        magic: hex4(&bytes),
-    })
+    Ok(crate::source::read_source_as(path, &Default::default())?.set)
 }
 
 #[cfg(test)]

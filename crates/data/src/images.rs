@@ -100,11 +100,15 @@ impl<V: Pixel> ImageSet<V> {
 
 /// Interprets an array shape as `(n, channels, h, w)`:
 /// `(n, d)` → a square `sqrt(d) x sqrt(d)` image when `d` is a perfect square, else `1 x d`;
-/// `(n, h, w)` → one channel; `(n, c, h, w)` as is. Any zero dimension is an empty set.
+/// `(n, h, w)` → one channel; rank 4 by `layout` ([`crate::source::Layout`]: `(n, c, h, w)`
+/// or `(n, h, w, c)`, inferred only where one side alone is 1 or 3). Any zero dimension is an
+/// empty set. The flag says whether the data is channel-last (to reorder with
+/// [`crate::source`]'s `nhwc_to_nchw`).
 pub(crate) fn nchw_from_shape(
     path: &std::path::Path,
     shape: &[u64],
-) -> Result<(usize, usize, usize, usize), crate::DataError> {
+    layout: crate::source::Layout,
+) -> Result<crate::source::Nchw, crate::DataError> {
     use crate::DataError;
     let bad = || DataError::Shape {
         path: path.to_path_buf(),
@@ -131,13 +135,13 @@ pub(crate) fn nchw_from_shape(
         [n, d] => {
             let side = isqrt(d);
             if side * side == d {
-                (n, 1, side, side)
+                ((n, 1, side, side), false)
             } else {
-                (n, 1, 1, d)
+                ((n, 1, 1, d), false)
             }
         }
-        [n, h, w] => (n, 1, h, w),
-        [n, c, h, w] => (n, c, h, w),
+        [n, h, w] => ((n, 1, h, w), false),
+        [n, a, b, c] => crate::source::rank4_layout(path, [n, a, b, c], layout)?,
         _ => unreachable!("rank checked above"),
     })
 }

@@ -4,7 +4,8 @@
 //! Pixel values live in `[0, 1]` (docs/METHOD.md §1); the network's `[-1, 1]` mapping belongs to the
 //! diffusion crate.
 //!
-//! Entry points: [`npy::read_images`] / [`npy::write_npy`], [`idx::read_images_any`] (any
+//! Entry points: [`source::read_source`] (a folder of PNG / JPEG, `.npz`, `.npy` or IDX, with
+//! layout, fit and a content hash), [`export`] (PNG folders and `.npz` out), [`npy::read_images`] / [`npy::write_npy`], [`idx::read_images_any`] (any
 //! supported file, by content), [`mnist::load_images`], [`gmm::GmmSpec`], [`png::write_grid`],
 //! [`recipe::DataRecipe`]. Every fallible function returns a [`DataError`] whose message names
 //! the file or setting and what to do.
@@ -12,6 +13,7 @@
 pub mod atomic;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod gmm;
 pub mod idx;
 pub mod images;
@@ -30,3 +32,5 @@ pub mod quantize;
 pub mod recipe;
 pub mod reference;
 pub mod seed;
+pub mod source;
+pub use source::{read_source, Fit, Layout, ReadOptions};

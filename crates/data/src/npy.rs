@@ -1,7 +1,8 @@
 //! `.npy` arrays (numpy's format), read with the `npyz` crate.
 //!
 //! Reading accepts float32, float64 and uint8 (as `value / 255`), little- or big-endian, C or
-//! Fortran order, shapes `(n, d)`, `(n, h, w)` and `(n, c, h, w)` (see [`read_images`]). Writing
+//! Fortran order, shapes `(n, d)`, `(n, h, w)`, `(n, c, h, w)` and `(n, h, w, c)` (see
+//! [`read_images`] and [`crate::source::Layout`]). Writing
 //! is always float32, C order, shape `(n, c, h, w)`.
 
 use std::io::Write;
@@ -10,6 +11,7 @@ use std::path::Path;
 use npyz::{DType, NpyFile, NpyHeader, Order, TypeChar, WriterBuilder};
 
 use crate::images::{nchw_from_shape, unravel};
+use crate::source::{nhwc_to_nchw, Layout};
 use crate::{DataError, ImageSet, Pixel};
 
 /// The six bytes every `.npy` file starts with.
@@ -43,6 +45,15 @@ pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<ImageSet, DataError> {
 /// [`parse_images`] into values of type `V`: float64 data is rounded to `V` (an error if it
 /// overflows), float32 and uint8 data (`value as f32 / 255`) are widened exactly.
 pub fn parse_images_as<V: Pixel>(path: &Path, bytes: &[u8]) -> Result<ImageSet<V>, DataError> {
+    parse_images_layout(path, bytes, Layout::Auto)
+}
+
+/// [`parse_images_as`] with the layout of a rank-4 array given ([`Layout`]).
+pub fn parse_images_layout<V: Pixel>(
+    path: &Path,
+    bytes: &[u8],
+    layout: Layout,
+) -> Result<ImageSet<V>, DataError> {
     let fmt = |detail: String| DataError::NpyFormat {
         path: path.to_path_buf(),
         detail,
@@ -78,7 +89,7 @@ pub fn parse_images_as<V: Pixel>(path: &Path, bytes: &[u8]) -> Result<ImageSet<V
             })
         }
     };
-    let (n, c, h, w) = nchw_from_shape(path, &shape)?;
+    let ((n, c, h, w), channel_last) = nchw_from_shape(path, &shape, layout)?;
     let total = n * c * h * w;
     // A header may claim far more data than the file holds; check before allocating.
     let item = match kind {
@@ -129,6 +140,11 @@ pub fn parse_images_as<V: Pixel>(path: &Path, bytes: &[u8]) -> Result<ImageSet<V
     let data = match order {
         Order::C => file_order,
         Order::Fortran => fortran_to_c(&file_order, &shape_usize(&shape)),
+    };
+    let data = if channel_last {
+        nhwc_to_nchw(&data, n, c, h, w)
+    } else {
+        data
     };
     Ok(ImageSet::new(n, c, h, w, data))
 }
@@ -303,12 +319,21 @@ mod tests {
         let s = parse_images(
             p(),
             &raw_npy(
-                "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 3, 4), }",
+                "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 3, 2, 2), }",
                 &d12,
             ),
         )
         .unwrap();
-        assert_eq!((s.n, s.channels, s.h, s.w), (1, 2, 3, 4));
+        assert_eq!((s.n, s.channels, s.h, s.w), (1, 3, 2, 2));
+        // Two channels cannot be told from a side: refused, naming the flag; given, read.
+        let raw = raw_npy(
+            "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 3, 2), }",
+            &d12,
+        );
+        let e = parse_images(p(), &raw).unwrap_err();
+        assert!(e.to_string().contains("--layout nchw"), "{e}");
+        let s: ImageSet = parse_images_layout(p(), &raw, Layout::Nchw).unwrap();
+        assert_eq!((s.n, s.channels, s.h, s.w), (1, 2, 3, 2));
     }
 
     #[test]

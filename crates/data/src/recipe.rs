@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gmm::GmmSpec;
 use crate::mnist::Resize;
+use crate::source::ReadOptions;
 use crate::{DataError, ImageSet};
 
 /// How to rebuild a set of images exactly.
@@ -29,11 +30,26 @@ pub enum DataRecipe {
         resize: Resize,
         indices: Vec<usize>,
     },
-    /// A `.npy` (or IDX) file, all rows or the rows at `indices`.
+    /// A `.npy` (or IDX) file, all rows or the rows at `indices` (recipes written before
+    /// [`DataRecipe::Images`]; still rebuilt).
     Npy {
         path: PathBuf,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         indices: Option<Vec<usize>>,
+    },
+    /// Your own images: a folder of PNG / JPEG files, a `.npz`, `.npy` or IDX file read by
+    /// [`crate::source::read_source`] with `read`, the images at `indices` (of the source in its
+    /// reading order). `hash` is the source's content hash when the recipe was made: a source
+    /// that no longer has it is refused ([`DataError::Changed`]), never silently rebuilt.
+    ///
+    /// In TOML: `kind = "images"`, `path = "/abs/faces"`, `hash = "sha256:..."`,
+    /// `indices = [...]`, `read = { fit = "crop", px = 32 }`.
+    Images {
+        path: PathBuf,
+        #[serde(default)]
+        read: ReadOptions,
+        hash: String,
+        indices: Vec<usize>,
     },
 }
 
@@ -66,6 +82,67 @@ impl DataRecipe {
         })
     }
 
+    /// A recipe for `n` images of a source drawn with `seed` (all of them, in reading order,
+    /// when `n` is `None`), with the source's content hash. `path` is made absolute.
+    pub fn images_subset(
+        path: &std::path::Path,
+        read: ReadOptions,
+        n: Option<usize>,
+        seed: u64,
+    ) -> Result<Self, DataError> {
+        let path = std::path::absolute(path).map_err(|e| DataError::read(path, e))?;
+        let src = crate::source::read_source(&path, &read)?;
+        let indices = match n {
+            None => (0..src.set.n).collect(),
+            Some(n) => crate::mnist::subset_indices(src.set.n, n, seed).map_err(|e| match e {
+                DataError::TooFew {
+                    requested,
+                    available,
+                    ..
+                } => DataError::TooFew {
+                    what: path.display().to_string(),
+                    requested,
+                    available,
+                },
+                e => e,
+            })?,
+        };
+        Ok(DataRecipe::Images {
+            path,
+            read,
+            hash: src.hash,
+            indices,
+        })
+    }
+
+    /// For a recipe that takes rows of a file (MNIST, `.npy`, images): every image of the file
+    /// (resized or fitted as the recipe does; an images source checked against its hash) and
+    /// the rows the recipe takes. `None` for a mixture, which has no file.
+    pub fn pool(&self) -> Result<Option<(ImageSet, Vec<usize>)>, DataError> {
+        Ok(match self {
+            DataRecipe::Gmm { .. } => None,
+            DataRecipe::Mnist {
+                images,
+                resize,
+                indices,
+            } => Some((
+                resize.apply(&crate::mnist::load_images(images)?)?,
+                indices.clone(),
+            )),
+            DataRecipe::Npy { path, indices } => {
+                let all = crate::idx::read_images_any(path)?;
+                let ix = indices.clone().unwrap_or_else(|| (0..all.n).collect());
+                Some((all, ix))
+            }
+            DataRecipe::Images {
+                path,
+                read,
+                hash,
+                indices,
+            } => Some((checked_source(path, read, hash)?, indices.clone())),
+        })
+    }
+
     /// The recipe with every file named so that it rebuilds the same set from any working
     /// folder: a `.npy` path becomes absolute (relative paths are taken relative to the working
     /// folder now), an MNIST file goes through [`crate::mnist::locate`] (the shipped subset
@@ -85,6 +162,17 @@ impl DataRecipe {
                 resize,
                 indices,
             },
+            DataRecipe::Images {
+                path,
+                read,
+                hash,
+                indices,
+            } => DataRecipe::Images {
+                path: std::path::absolute(&path).map_err(|e| DataError::read(&path, e))?,
+                read,
+                hash,
+                indices,
+            },
             r @ DataRecipe::Gmm { .. } => r,
         })
     }
@@ -95,6 +183,7 @@ impl DataRecipe {
             DataRecipe::Gmm { n, .. } => Some(*n),
             DataRecipe::Mnist { indices, .. } => Some(indices.len()),
             DataRecipe::Npy { indices, .. } => indices.as_ref().map(Vec::len),
+            DataRecipe::Images { indices, .. } => Some(indices.len()),
         }
     }
 
@@ -124,8 +213,34 @@ impl DataRecipe {
                     Some(ix) => select_checked(&all, ix, &path.display().to_string()),
                 }
             }
+            DataRecipe::Images {
+                path,
+                read,
+                hash,
+                indices,
+            } => {
+                let all = checked_source(path, read, hash)?;
+                select_checked(&all, indices, &path.display().to_string())
+            }
         }
     }
+}
+
+/// The images of a source, refused when its content hash is not `hash`.
+fn checked_source(
+    path: &std::path::Path,
+    read: &ReadOptions,
+    hash: &str,
+) -> Result<ImageSet, DataError> {
+    let src = crate::source::read_source(path, read)?;
+    if src.hash != hash {
+        return Err(DataError::Changed {
+            path: path.to_path_buf(),
+            recorded: hash.to_string(),
+            now: src.hash,
+        });
+    }
+    Ok(src.set)
 }
 
 fn select_checked(set: &ImageSet, indices: &[usize], what: &str) -> Result<ImageSet, DataError> {
@@ -256,5 +371,44 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn images_recipe_rebuilds_and_refuses_a_changed_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("faces");
+        let set = ImageSet::new(
+            6,
+            3,
+            8,
+            8,
+            (0..6 * 192).map(|i| (i % 256) as f32 / 255.0).collect(),
+        );
+        crate::export::write_png_dir(&d, &set).unwrap();
+        let r = DataRecipe::images_subset(&d, ReadOptions::default(), Some(4), 3).unwrap();
+        let DataRecipe::Images { indices, hash, .. } = &r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(indices, &crate::mnist::subset_indices(6, 4, 3).unwrap());
+        assert!(hash.starts_with("sha256:"));
+        assert_eq!(r.build().unwrap(), set.select(indices));
+        let text = toml::to_string(&r).unwrap();
+        assert!(text.contains("kind = \"images\""), "{text}");
+        assert_eq!(toml::from_str::<DataRecipe>(&text).unwrap(), r);
+        let (pool, used) = r.pool().unwrap().unwrap();
+        assert_eq!((pool.n, used.len()), (6, 4));
+        // Too many asked: names the folder and both numbers.
+        let e = DataRecipe::images_subset(&d, ReadOptions::default(), Some(7), 3).unwrap_err();
+        assert!(
+            e.to_string().contains("faces") && e.to_string().contains('7'),
+            "{e}"
+        );
+        // One changed pixel: refused with one line naming the folder.
+        let mut img = image::open(d.join("00001.png")).unwrap().to_rgb8();
+        img.get_pixel_mut(0, 0).0[0] ^= 1;
+        img.save(d.join("00001.png")).unwrap();
+        let e = r.build().unwrap_err().to_string();
+        assert!(e.contains("faces") && e.contains("changed"), "{e}");
+        assert!(!e.contains('\n'));
     }
 }

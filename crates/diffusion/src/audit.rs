@@ -2,8 +2,8 @@
 //!
 //! Generates `g` images from the checkpoint, rebuilds the exact training set T it was trained on
 //! (`CheckpointMeta.data`, the first `n_train` images of it), takes an original set O (a file, or
-//! by default: GMM → a fresh draw of 10^4 from the same spec with another seed; MNIST / .npy → the
-//! images of the same file that are not in T), and reports E_TG, E_OG, Δ, Δ_U (docs/METHOD.md §4,
+//! by default: GMM → a fresh draw of 10^4 from the same spec with another seed; MNIST / .npy /
+//! your own images → the images of the same file or folder that are not in T), and reports E_TG, E_OG, Δ, Δ_U (docs/METHOD.md §4,
 //! §4b) and the nearest-neighbour ratios of every generated image. It writes a picture
 //! ([`picture`]) and `<png>.run.toml` beside it.
 //!
@@ -48,7 +48,8 @@ pub struct AuditOptions {
     pub seed: u64,
     /// Sampler settings (the indexing is always the checkpoint's).
     pub sample: SampleOptions,
-    /// O from this file (.npy or IDX, values in [0, 1]) instead of the default.
+    /// O from this file or folder (anything `memdiff_data::source` reads, values in [0, 1])
+    /// instead of the default.
     pub original: Option<PathBuf>,
     /// The picture: generated | nearest | second-nearest training image, captioned and ordered by
     /// d1/d2 (default `<checkpoint>/audit.png`).
@@ -300,6 +301,28 @@ pub fn default_original(meta: &CheckpointMeta, seed: u64) -> anyhow::Result<(Ima
             Ok((
                 o,
                 format!("the {} images of {} not in T", rest.len(), images.display()),
+            ))
+        }
+        DataRecipe::Images { path, .. } => {
+            let (all, indices) = meta
+                .data
+                .pool()
+                .with_context(|| format!("loading {} for the original set", path.display()))?
+                .expect("an images recipe has a pool");
+            let used: std::collections::HashSet<usize> = indices[..meta.n_train.min(indices.len())]
+                .iter()
+                .copied()
+                .collect();
+            let rest: Vec<usize> = (0..all.n).filter(|i| !used.contains(i)).collect();
+            if rest.is_empty() {
+                bail!(
+                    "every image of {} is in the training set: pass --original FILE (or train with --n below the number of images)",
+                    path.display()
+                );
+            }
+            Ok((
+                all.select(&rest),
+                format!("the {} images of {} not in T", rest.len(), path.display()),
             ))
         }
         DataRecipe::Npy { path, indices } => {

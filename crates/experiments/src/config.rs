@@ -9,15 +9,60 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// Which data a sweep draws O and T from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
+/// Which data a sweep draws O and T from: `data = "gmm"`, `data = "mnist"`, or your own images,
+/// `data = { path = "faces/", px = 32 }` ([`ImagesData`]).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum DataKind {
     /// The isotropic Gaussian mixture of docs/METHOD.md §1, "centred" layout.
     #[default]
     Gmm,
     /// The shipped MNIST subset (or another IDX file), resized to `px`.
     Mnist,
+    /// A folder of PNG / JPEG images, a `.npz`, `.npy` or IDX file (`memdiff_data::source`):
+    /// O, T and the oracle's draw are disjoint images of it, drawn per simulation.
+    Images(ImagesData),
+}
+
+/// Your own images as a sweep's data: `data = { path = "...", px = 32 }`, with the reading
+/// options of `memdiff_data::ReadOptions` (`fit`, `layout`, `array`, `recursive`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesData {
+    /// The folder or file (relative to the working folder unless absolute); validation makes
+    /// it absolute, which sweep.toml records.
+    pub path: String,
+    /// Image side; sets the sweep's `px` (the images must have it, or `fit` brings them to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub px: Option<usize>,
+    /// "none" (default), "resize" or "crop" to `px`.
+    #[serde(default)]
+    pub fit: memdiff_data::Fit,
+    /// "auto" (default), "nchw" or "nhwc" for a rank-4 array.
+    #[serde(default)]
+    pub layout: memdiff_data::Layout,
+    /// Member of a `.npz` (default `arr_0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<String>,
+    /// Read subfolders too.
+    #[serde(default)]
+    pub recursive: bool,
+    /// The source's content hash, recorded by validation (sweep.toml): a resumed sweep on a
+    /// changed source is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+impl ImagesData {
+    /// The reading options at side `px`.
+    pub fn read_options(&self, px: usize) -> memdiff_data::ReadOptions {
+        memdiff_data::ReadOptions {
+            layout: self.layout,
+            array: self.array.clone(),
+            recursive: self.recursive,
+            fit: self.fit,
+            px: Some(px),
+        }
+    }
 }
 
 impl std::fmt::Display for DataKind {
@@ -25,7 +70,44 @@ impl std::fmt::Display for DataKind {
         f.write_str(match self {
             DataKind::Gmm => "gmm",
             DataKind::Mnist => "mnist",
+            DataKind::Images(_) => "images",
         })
+    }
+}
+
+impl Serialize for DataKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DataKind::Gmm => s.serialize_str("gmm"),
+            DataKind::Mnist => s.serialize_str("mnist"),
+            DataKind::Images(d) => d.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DataKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DataKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"gmm\", \"mnist\" or a table { path = \"...\", px = 32 }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DataKind, E> {
+                match v {
+                    "gmm" => Ok(DataKind::Gmm),
+                    "mnist" => Ok(DataKind::Mnist),
+                    _ => Err(E::custom(format!(
+                        "unknown data `{v}`: use \"gmm\", \"mnist\" or your own images as data = {{ path = \"...\", px = 32 }}"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DataKind, A::Error> {
+                ImagesData::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(DataKind::Images)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -160,6 +242,10 @@ pub struct SweepConfig {
     /// at the last snapshot, and with `eval_at` at every snapshot (the report's
     /// `samples_c<C>_s<s>_snapshots.png`).
     pub save_images: usize,
+    /// Also write every generated image of sim 0's last snapshot, per model grid point, as a
+    /// folder of PNGs (`samples/<stem>-png/00000.png ...`) and a `.npz` (`samples/<stem>.npz`,
+    /// `arr_0` (g, h, w, c) uint8), as the FID tools read them. Needs `save_images > 0`.
+    pub export_samples: bool,
     /// The two-training-sets test (docs/METHOD.md §7b): every model simulation also trains a
     /// second network, same settings but its own initialisation, on an independent training
     /// set of the same n, and at
@@ -294,6 +380,7 @@ impl Default for SweepConfig {
             dequantize_policy: None,
             nn: true,
             save_images: 8,
+            export_samples: false,
             pair: false,
             gmm: GmmSettings::default(),
             mnist: MnistSettings::default(),
@@ -324,6 +411,11 @@ fn bad(field: &'static str, message: impl Into<String>) -> ConfigInvalid {
 impl SweepConfig {
     /// Checks sizes and names; applies the papers'-code implications.
     pub fn validate(&mut self) -> Result<(), ConfigInvalid> {
+        if let DataKind::Images(d) = &self.data {
+            if let Some(px) = d.px {
+                self.px = px;
+            }
+        }
         if self.px == 0 || !self.px.is_multiple_of(8) {
             return Err(bad(
                 "px",
@@ -362,6 +454,40 @@ impl SweepConfig {
                 "give at least one component count, all >= 1",
             ));
         }
+        if let DataKind::Images(d) = &mut self.data {
+            if !(self.components == [1] || self.components == [0]) {
+                return Err(bad(
+                    "components",
+                    "your own images have no mixture components: leave it out",
+                ));
+            }
+            self.components = vec![0];
+            let abs = std::path::absolute(&d.path)
+                .map_err(|e| bad("data.path", format!("{}: {e}", d.path)))?;
+            d.path = abs.to_string_lossy().into_owned();
+            d.px = Some(self.px);
+            let src = memdiff_data::read_source(&abs, &d.read_options(self.px))
+                .map_err(|e| bad("data", e.to_string()))?;
+            match &d.hash {
+                Some(h) if *h != src.hash => {
+                    return Err(bad(
+                        "data.hash",
+                        memdiff_data::DataError::Changed {
+                            path: abs,
+                            recorded: h.clone(),
+                            now: src.hash,
+                        }
+                        .to_string(),
+                    ))
+                }
+                _ => d.hash = Some(src.hash),
+            }
+            // The network takes the images' channels (1 greyscale, 3 RGB).
+            self.train.insert(
+                "channels".into(),
+                toml::Value::Integer(src.set.channels as i64),
+            );
+        }
         if self.data == DataKind::Mnist {
             if !(self.components == [1] || self.components == [0]) {
                 return Err(bad(
@@ -382,6 +508,12 @@ impl SweepConfig {
                     bad(field, e.to_string())
                 })?;
             m.images = found.to_string_lossy().into_owned();
+        }
+        if self.export_samples && self.save_images == 0 {
+            return Err(bad(
+                "export_samples",
+                "writes sim 0's samples beside the saved images: set save_images >= 1",
+            ));
         }
         if self.sims == 0 {
             return Err(bad("sims", "need at least 1 simulation per grid point"));
@@ -515,7 +647,7 @@ impl SweepConfig {
             .then(|| self.dequantize_policy.unwrap_or(1));
         // The data actually read: MNIST settings do not matter to a GMM sweep, and sweeps
         // recorded before the subset was embedded name it by its repository path.
-        if c.data == DataKind::Gmm {
+        if c.data != DataKind::Mnist {
             c.mnist = MnistSettings::default();
         } else if memdiff_data::mnist::is_shipped(Path::new(&c.mnist.images)) {
             c.mnist.images = memdiff_data::mnist::SHIPPED.into();
@@ -528,6 +660,7 @@ impl SweepConfig {
         c.sims = 0;
         c.generators.clear();
         c.save_images = 0;
+        c.export_samples = false;
         c.verdict = Default::default();
         toml::to_string(&c).unwrap_or_default()
     }

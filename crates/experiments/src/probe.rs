@@ -120,8 +120,9 @@ impl ProbeSettings {
 }
 
 /// The reference set O and the oracle's samples for a run trained on `recipe`: fresh draws of
-/// the mixture (GMM), or digits of the same file that are not in the training set (MNIST),
-/// seeded by `seed`. A `.npy` training set has no distribution to draw from: an error.
+/// the mixture (GMM), or images of the same file or folder that are not in the training set
+/// (MNIST, your own images), seeded by `seed`. A `.npy` recipe of the old form (no held-out
+/// record) has no distribution to draw from: an error.
 pub fn reference_sets(
     recipe: &DataRecipe,
     n_original: usize,
@@ -141,41 +142,59 @@ pub fn reference_sets(
             indices,
         } => {
             let all = memdiff_data::mnist::load_images(images)?;
-            let mut used = vec![false; all.n];
-            for &i in indices {
-                if i < all.n {
-                    used[i] = true;
-                }
-            }
-            let rest: Vec<usize> = (0..all.n).filter(|&i| !used[i]).collect();
-            let need = n_original + generated;
-            if need > rest.len() {
-                return Err(setting(
-                    "eval.n_original",
-                    format!(
-                        "O ({n_original}) and the oracle's draw ({generated}) need {need} digits outside the training set; {} has {} (lower --eval-original or --eval-generate)",
-                        images.display(),
-                        rest.len()
-                    ),
-                ));
-            }
-            let pick = memdiff_data::mnist::subset_indices(
-                rest.len(),
-                need,
-                derive_seed(seed, "probe-heldout", &[]),
-            )?;
-            let o: Vec<usize> = pick[..n_original].iter().map(|&j| rest[j]).collect();
-            let g: Vec<usize> = pick[n_original..].iter().map(|&j| rest[j]).collect();
-            Ok((resize.apply(&all.select(&o))?, resize.apply(&all.select(&g))?))
+            let (o, g) = held_out(&all, indices, n_original, generated, seed, images)?;
+            Ok((resize.apply(&o)?, resize.apply(&g)?))
+        }
+        DataRecipe::Images { path, .. } => {
+            let (all, indices) = recipe.pool()?.expect("an images recipe has a pool");
+            Ok(held_out(&all, &indices, n_original, generated, seed, path)?)
         }
         DataRecipe::Npy { path, .. } => Err(setting(
             "eval_at",
             format!(
-                "the training set is a file ({}): there is no distribution to draw a reference set O from; train on gmm or mnist to measure along training",
+                "the training set is a file ({}): there is no distribution to draw a reference set O from, and this recipe (an old form) does not record which images were held out; train again with --data FILE --n N (fewer than its images) to measure along training",
                 path.display()
             ),
         )),
     }
+}
+
+/// O and the oracle's draw: `n_original + generated` images of `all` outside `indices` (the
+/// training rows), drawn with `seed`; `what` names the source in errors.
+fn held_out(
+    all: &ImageSet,
+    indices: &[usize],
+    n_original: usize,
+    generated: usize,
+    seed: u64,
+    what: &Path,
+) -> Result<(ImageSet, ImageSet), ProbeError> {
+    let mut used = vec![false; all.n];
+    for &i in indices {
+        if i < all.n {
+            used[i] = true;
+        }
+    }
+    let rest: Vec<usize> = (0..all.n).filter(|&i| !used[i]).collect();
+    let need = n_original + generated;
+    if need > rest.len() {
+        return Err(setting(
+            "eval.n_original",
+            format!(
+                "O ({n_original}) and the oracle's draw ({generated}) need {need} images outside the training set; {} has {} (lower --eval-original or --eval-generate, or train on fewer with --n)",
+                what.display(),
+                rest.len()
+            ),
+        ));
+    }
+    let pick = memdiff_data::mnist::subset_indices(
+        rest.len(),
+        need,
+        derive_seed(seed, "probe-heldout", &[]),
+    )?;
+    let o: Vec<usize> = pick[..n_original].iter().map(|&j| rest[j]).collect();
+    let g: Vec<usize> = pick[n_original..].iter().map(|&j| rest[j]).collect();
+    Ok((all.select(&o), all.select(&g)))
 }
 
 /// One snapshot of a run (a `trajectory.csv` row).

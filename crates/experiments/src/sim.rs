@@ -91,7 +91,8 @@ pub enum SimError {
     },
 }
 
-/// Shared state across units: the config, the MNIST pool, and O's prepared statistics cache
+/// Shared state across units: the config, the pool of images (MNIST, your own), and O's
+/// prepared statistics cache
 /// (one O per grid point and simulation; every s and generator of it reuses it, and with a
 /// fixed O every unit does).
 pub struct SimContext {
@@ -111,25 +112,45 @@ pub fn papers_split(n: usize) -> usize {
 
 impl SimContext {
     pub fn new(cfg: SweepConfig) -> Result<Self, SimError> {
-        let pool = if cfg.data == DataKind::Mnist {
-            let err = |e: memdiff_data::DataError| SimError::Data {
-                unit: "-".into(),
-                message: e.to_string(),
-            };
-            let raw =
-                memdiff_data::mnist::load_images(Path::new(&cfg.mnist.images)).map_err(err)?;
-            let resize = if cfg.mnist.pad {
-                memdiff_data::Resize::Pad32
-            } else {
-                memdiff_data::Resize::Bilinear(cfg.px)
-            };
-            if resize.side() != cfg.px {
-                return Err(SimError::Data {
-                    unit: "-".into(),
-                    message: format!("mnist.pad gives side 32 but px = {}: set px = 32", cfg.px),
-                });
+        let err = |e: memdiff_data::DataError| SimError::Data {
+            unit: "-".into(),
+            message: e.to_string(),
+        };
+        let source = match &cfg.data {
+            DataKind::Gmm => None,
+            DataKind::Mnist => {
+                let raw =
+                    memdiff_data::mnist::load_images(Path::new(&cfg.mnist.images)).map_err(err)?;
+                let resize = if cfg.mnist.pad {
+                    memdiff_data::Resize::Pad32
+                } else {
+                    memdiff_data::Resize::Bilinear(cfg.px)
+                };
+                if resize.side() != cfg.px {
+                    return Err(SimError::Data {
+                        unit: "-".into(),
+                        message: format!(
+                            "mnist.pad gives side 32 but px = {}: set px = 32",
+                            cfg.px
+                        ),
+                    });
+                }
+                Some((resize.apply(&raw).map_err(err)?, cfg.mnist.images.clone()))
             }
-            let img = resize.apply(&raw).map_err(err)?;
+            DataKind::Images(d) => {
+                let path = Path::new(&d.path);
+                let src = memdiff_data::read_source(path, &d.read_options(cfg.px)).map_err(err)?;
+                if let Some(h) = d.hash.as_ref().filter(|h| **h != src.hash) {
+                    return Err(err(memdiff_data::DataError::Changed {
+                        path: path.to_path_buf(),
+                        recorded: h.clone(),
+                        now: src.hash,
+                    }));
+                }
+                Some((src.set, d.path.clone()))
+            }
+        };
+        let pool = if let Some((img, name)) = source {
             let max_n = cfg.n.iter().max().copied().unwrap_or(0);
             // pair = true: a second training set, disjoint from the first, O and the oracle's.
             let sets = if cfg.pair { 2 } else { 1 };
@@ -143,8 +164,8 @@ impl SimContext {
                 return Err(SimError::Data {
                     unit: "-".into(),
                     message: format!(
-                        "{} holds {} images but {what} = {need}: lower n_original or n",
-                        cfg.mnist.images, img.n
+                        "{name} holds {} images but {what} = {need}: lower n_original or n",
+                        img.n
                     ),
                 });
             }
@@ -212,7 +233,7 @@ impl SimContext {
         }
     }
 
-    /// The MNIST pool's split for unit `u`: a permutation of the pool whose first `n_original`
+    /// The image pool's split for unit `u`: a permutation of the pool whose first `n_original`
     /// images are O, and the positions (in the rest) of T's n images then the oracle's draw.
     fn pool_split(
         &self,
@@ -478,6 +499,22 @@ impl SimContext {
                                     source,
                                 }
                             })?;
+                        }
+                        if si == last && cfg.export_samples {
+                            let stem = crate::samples::stem(u);
+                            let samples = |source| SimError::Samples {
+                                unit: u.id(),
+                                source,
+                            };
+                            // This unit's own output: a rerun (a resumed sweep) replaces it.
+                            let png = dir.join(format!("{stem}-png"));
+                            let _ = std::fs::remove_dir_all(&png);
+                            memdiff_data::export::write_png_dir(&png, raw_g).map_err(samples)?;
+                            memdiff_data::export::write_npz(
+                                &dir.join(format!("{stem}.npz")),
+                                raw_g,
+                            )
+                            .map_err(samples)?;
                         }
                     }
                 }

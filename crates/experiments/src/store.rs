@@ -288,6 +288,7 @@ fn union_grid(into: &mut SweepConfig, other: &SweepConfig) {
         }
     }
     into.save_images = into.save_images.max(other.save_images);
+    into.export_samples |= other.export_samples;
 }
 
 /// `memdiff sweep merge A B … --out DIR`: copies every finished unit (and saved samples) of the
@@ -384,7 +385,17 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<(SweepConfig, Vec<SimRow>
                     continue;
                 }
                 let target = dst.samples().join(&name);
-                if !target.exists() {
+                if target.exists() {
+                    continue;
+                }
+                if e.path().is_dir() {
+                    // An exported PNG folder (export_samples): its files, one level.
+                    for f in std::fs::read_dir(e.path()).map_err(read_err(&e.path()))? {
+                        let f = f.map_err(read_err(&e.path()))?;
+                        let bytes = std::fs::read(f.path()).map_err(read_err(&f.path()))?;
+                        atomic::write_bytes(&target.join(f.file_name()), &bytes)?;
+                    }
+                } else {
                     let bytes = std::fs::read(e.path()).map_err(read_err(&e.path()))?;
                     atomic::write_bytes(&target, &bytes)?;
                 }
