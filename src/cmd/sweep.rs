@@ -164,10 +164,7 @@ impl BatchRunner for BurnBatch {
         ))
     }
 
-    fn train_many(
-        &self,
-        jobs: &[(&ModelJob, &ImageSet)],
-    ) -> Vec<Result<ModelOutput, BoxError>> {
+    fn train_many(&self, jobs: &[(&ModelJob, &ImageSet)]) -> Vec<Result<ModelOutput, BoxError>> {
         match self.train_ensemble(jobs) {
             Ok(outs) => outs.into_iter().map(Ok).collect(),
             Err(e) => {

@@ -20,7 +20,8 @@
 # without torch_ref.py.
 # Settings (environment): BUDGET_S (default 470: seconds for all steps; a step that would start
 # with less than 20 s left is skipped), MEMDIFF_BIN (default .gpu/memdiff), TORCH_DIR (the folder
-# holding torch_ref.py; default .gpu, then ../shared/bench), JOBS (default 8), OUT (default
+# holding torch_ref.py; default .gpu, then ../shared/bench), JOBS (the K of the many-trainings
+# sweeps, default "8 32 128"), OUT (default
 # /tmp/gpu-check).
 set -u
 cd "$(dirname "$0")/../../.."
@@ -54,7 +55,7 @@ JSONL=$OUT/gpu_check.jsonl
 : >"$LOG"
 : >"$JSONL"
 BUDGET_S=${BUDGET_S:-470}
-JOBS=${JOBS:-8}
+JOBS=${JOBS:-8 32 128}
 BIN=${MEMDIFF_BIN:-.gpu/memdiff}
 START=$(date +%s)
 WORK=$(mktemp -d /tmp/gpu-check-work.XXXX)
@@ -154,27 +155,36 @@ torch() {
 # the warm-up steps.
 TAILN=4 run train-px8 100 "$BIN" bench train --px 8 --batch 128 --base-channels 64 --steps 10 --warmup 5 --device wgpu --step-times
 torch torch-train-px8 40 train 8 128 20 5
-# Many small trainings: one at a time (the first units, same cost each) against $JOBS at once.
+# Many small trainings: one at a time (the first units, same cost each) against K at once, for
+# each K in $JOBS.
 SW=$HERE/concurrent.toml
 TAILN=2 run sweep-jobs1 90 "$BIN" sweep --config "$SW" --out "$WORK/j1" --device wgpu --jobs 1 --max-units 6 --no-report
-TAILN=2 run "sweep-jobs$JOBS" 110 "$BIN" sweep --config "$SW" --out "$WORK/j$JOBS" --device wgpu --jobs "$JOBS" --no-report
-if [ "$DRY" = 0 ] && [ -f "$WORK/j1/results.csv" ] && [ -f "$WORK/j$JOBS/results.csv" ]; then
-    # The same units must give the same rows (train_seconds, column 24, left out).
-    cut -d, -f1-23,25- "$WORK/j1/results.csv" >"$WORK/a"
-    cut -d, -f1-23,25- "$WORK/j$JOBS/results.csv" | head -"$(wc -l <"$WORK/a")" >"$WORK/b"
-    if cmp -s "$WORK/a" "$WORK/b"; then same=true; else same=false; fi
-    say "sweep: the $(($(wc -l <"$WORK/a") - 1)) units of the one-at-a-time run have the same rows with --jobs $JOBS: $same"
-    echo "{\"step\":\"sweep-same-rows\",\"same\":$same}" >>"$JSONL"
-fi
+for J in $JOBS; do
+    # K networks at once (batched ensembles of up to K): enough units to fill K.
+    SWJ="$WORK/concurrent-$J.toml"
+    sims=$(sed -n 's/^sims = //p' "$SW")
+    [ "$sims" -lt "$J" ] && sims=$J
+    sed "s/^sims = .*/sims = $sims/" "$SW" >"$SWJ"
+    TAILN=2 run "sweep-jobs$J" 110 "$BIN" sweep --config "$SWJ" --out "$WORK/j$J" --device wgpu --jobs "$J" --no-report
+    if [ "$DRY" = 0 ] && [ -f "$WORK/j1/results.csv" ] && [ -f "$WORK/j$J/results.csv" ]; then
+        # The same units must give the same rows (train_seconds, column 24, left out).
+        cut -d, -f1-23,25- "$WORK/j1/results.csv" >"$WORK/a"
+        cut -d, -f1-23,25- "$WORK/j$J/results.csv" | head -"$(wc -l <"$WORK/a")" >"$WORK/b"
+        if cmp -s "$WORK/a" "$WORK/b"; then same=true; else same=false; fi
+        say "sweep: the $(($(wc -l <"$WORK/a") - 1)) units of the one-at-a-time run have the same rows with --jobs $J: $same"
+        echo "{\"step\":\"sweep-same-rows-$J\",\"same\":$same}" >>"$JSONL"
+    fi
+done
 run sample-px16 60 "$BIN" bench sample --px 16 --n 10 --steps 100 --base-channels 64 --device wgpu
 torch torch-sample-px16 30 sample 16 10 100
 TAILN=4 run train-px32 100 "$BIN" bench train --px 32 --batch 128 --base-channels 64 --steps 5 --warmup 4 --device wgpu --step-times
 torch torch-train-px32 40 train 32 128 10 3
 
 # Trainings per hour of each sweep, from its "N computed in X s" line.
-grep -o '^sweep: .* computed in [0-9.]* s' "$LOG" | awk -v jobs="$JOBS" '{
+grep -o '^sweep: .* computed in [0-9.]* s' "$LOG" | awk -v jobs="1 $JOBS" '{
+    split(jobs, ks, " ")
     for (i = 1; i <= NF; i++) if ($i == "computed") { n = $(i - 1); s = $(i + 2) }
-    k = (NR == 1) ? 1 : jobs
+    k = ks[NR]
     printf "sweep --jobs %s: %d trainings in %.1f s = %.0f per hour\n", k, n, s, 3600 * n / s
 }' | tee -a "$LOG"
 say "== done in $(($(date +%s) - START)) s; autotune cache: $(du -sh ~/.cache/cubecl 2>/dev/null | cut -f1)"
