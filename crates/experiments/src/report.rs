@@ -8,7 +8,8 @@
 //! generator but the oracle the calibrated verdict (docs/METHOD.md §4b): its Δ values against the oracle's
 //! at the same (data, px, C, n, s) — same O and T draws — by a two-sided Mann–Whitney test;
 //! "towards copying" when its Δ sits below the oracle's (copies have the lowest Δ), "away from
-//! copying" when above, "indistinguishable" at p ≥ 0.05. η per (C, s, generator) from the
+//! copying" when above, "indistinguishable" at p ≥ 0.05, "cannot decide" when the two groups are
+//! too small for any p below 0.05 (2 simulations against 2: p ≥ 0.245 whatever the values). η per (C, s, generator) from the
 //! smallest and the largest n. This module lays them out (Markdown, CSV) and plots them.
 
 use crate::row::SimRow;
@@ -121,6 +122,15 @@ pub struct Report {
 fn report_row(g: &GroupSummary) -> ReportRow {
     let k = &g.key;
     let (p, auc, verdict) = match &g.vs_oracle {
+        Some(c) if c.verdict == summary::CANNOT_DECIDE => (
+            Some(c.test.p),
+            Some(c.test.effect),
+            format!(
+                "cannot decide: {} sims vs the oracle's, p ≥ {} whatever the values",
+                g.m,
+                fmt_p(c.min_p)
+            ),
+        ),
         Some(c) => (
             Some(c.test.p),
             Some(c.test.effect),

@@ -260,10 +260,18 @@ impl GroupKey {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OracleComparison {
     pub test: MannWhitney,
+    /// The smallest p the test can give for these two group sizes
+    /// ([`stats::mann_whitney_min_p`]).
+    pub min_p: f64,
     /// `towards copying` (Δ stochastically smaller than the oracle's, p < [`stats::ALPHA`]),
-    /// `away from copying` (larger, p < ALPHA) or `indistinguishable`.
+    /// `away from copying` (larger, p < ALPHA), `indistinguishable`, or [`CANNOT_DECIDE`] when
+    /// the groups are too small for any p below ALPHA (2 simulations against 2: p ≥ 0.245
+    /// whatever the values).
     pub verdict: String,
 }
+
+/// The Δ-vs-oracle verdict of groups too small for the test to reach [`stats::ALPHA`].
+pub const CANNOT_DECIDE: &str = "cannot decide (too few simulations)";
 
 /// Aggregates of one group.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -426,10 +434,17 @@ pub fn summarize_with(rows: &[SimRow], rule: &VerdictRule) -> Vec<GroupSummary> 
             let vs_oracle = if k.generator != "oracle" {
                 groups.get(&k.oracle()).and_then(|orows| {
                     let od: Vec<f64> = orows.iter().map(|r| r.delta).collect();
+                    let min_p = stats::mann_whitney_min_p(
+                        delta.iter().filter(|x| x.is_finite()).count(),
+                        od.iter().filter(|x| x.is_finite()).count(),
+                    );
                     stats::mann_whitney(&delta, &od)
                         .ok()
                         .map(|t| OracleComparison {
-                            verdict: if t.p >= stats::ALPHA {
+                            min_p,
+                            verdict: if min_p >= stats::ALPHA {
+                                CANNOT_DECIDE.into()
+                            } else if t.p >= stats::ALPHA {
                                 "indistinguishable".into()
                             } else if t.effect < 0.5 {
                                 "towards copying".into()
@@ -619,6 +634,7 @@ mod tests {
         assert_eq!(verdict(&rule, &none, None, None), None);
         let towards = OracleComparison {
             test: stats::mann_whitney(&[0.0, 0.1, 0.2], &[1.0, 1.1, 1.2]).unwrap(),
+            min_p: stats::mann_whitney_min_p(3, 3),
             verdict: "towards copying".into(),
         };
         // Δ towards copying but samples far from the data: not yet trained, not copying.
@@ -635,6 +651,30 @@ mod tests {
             verdict(&rule, &half, None, Some(5.0)),
             Some(Verdict::Copying)
         );
+    }
+
+    #[test]
+    fn two_simulations_cannot_decide_whatever_their_values() {
+        // The copy generator's Δ far below the oracle's in both sims: still p = 0.245.
+        let mut rows = Vec::new();
+        for sim in 0..2 {
+            rows.push(row("oracle", 0, sim, 1.0, 0.1 + sim as f64 * 0.01, 0.0));
+            rows.push(row("copy", 0, sim, 1.0, -5.0 - sim as f64, 1.0));
+        }
+        let g = summarize(&rows);
+        let c = g.iter().find(|x| x.key.generator == "copy").unwrap();
+        let v = c.vs_oracle.as_ref().unwrap();
+        assert_eq!(v.verdict, CANNOT_DECIDE);
+        assert!((v.test.p - v.min_p).abs() < 1e-15 && v.min_p > 0.245);
+        // Eight sims each: the same separation is "towards copying".
+        let mut rows = Vec::new();
+        for sim in 0..8 {
+            rows.push(row("oracle", 0, sim, 1.0, 0.1 + sim as f64 * 0.01, 0.0));
+            rows.push(row("copy", 0, sim, 1.0, -5.0 - sim as f64, 1.0));
+        }
+        let g = summarize(&rows);
+        let c = g.iter().find(|x| x.key.generator == "copy").unwrap();
+        assert_eq!(c.vs_oracle.as_ref().unwrap().verdict, "towards copying");
     }
 
     #[test]
