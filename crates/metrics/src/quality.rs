@@ -39,6 +39,9 @@ pub const DEFAULT_K: usize = 3;
 pub const DEFAULT_KID_SUBSET: usize = 1000;
 /// Default number of KID subsets (torch-fidelity's 100).
 pub const DEFAULT_KID_SUBSETS: usize = 100;
+/// Rows of O that `eval`, the audit and the sweep keep as the reference R (its first rows; O is
+/// an i.i.d. draw or a file of distinct images): bounds the `|R|²` cost of the k-NN radii.
+pub const REFERENCE_MAX: usize = 2000;
 
 /// Checks a row-major set: `len = n d`, at least `min_rows` rows, every value finite. Returns it
 /// as f64. Errors name the set.
