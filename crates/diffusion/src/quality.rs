@@ -86,7 +86,8 @@ pub fn text(q: &QualityBeside) -> String {
     let get = |v: Option<&QualityValues>, f: fn(&QualityValues) -> f64| {
         v.map_or("-".to_string(), |v| format!("{:.6e}", f(v)))
     };
-    let lines: [(&str, fn(&QualityValues) -> f64); 7] = [
+    type Field = fn(&QualityValues) -> f64;
+    let lines: [(&str, Field); 7] = [
         ("frechet", |v| v.frechet),
         ("kid", |v| v.kid),
         ("kid_se", |v| v.kid_se),

@@ -326,10 +326,26 @@ fn kid_f64(x: &[f64], n_x: usize, y: &[f64], n_y: usize, d: usize, o: &KidOption
     let draws: Vec<(Vec<usize>, Vec<usize>)> = (0..o.subsets)
         .map(|_| (rng.subset(n_x, m), rng.subset(n_y, m)))
         .collect();
-    let v: Vec<f64> = draws
-        .iter()
-        .map(|(a, b)| mmd2_rows(x, a, y, b, d))
-        .collect();
+    // Large subsets: one kernel matrix over the rows the subsets use, then sums per subset
+    // (cost Σ rows² d once instead of subsets · 3m² d); small ones: kernels per subset.
+    let used = |n: usize, pick: fn(&(Vec<usize>, Vec<usize>)) -> &Vec<usize>| {
+        let mut seen = vec![false; n];
+        draws
+            .iter()
+            .for_each(|p| pick(p).iter().for_each(|&i| seen[i] = true));
+        seen.iter().filter(|&&b| b).count()
+    };
+    let (ux, uy) = (used(n_x, |p| &p.0), used(n_y, |p| &p.1));
+    let gram = (ux + uy) <= GRAM_MAX_ROWS
+        && ((ux + uy) * (ux + uy)) as f64 <= (o.subsets * 3 * m * m) as f64 / 2.0;
+    let v = if gram {
+        mmd2_subsets_gram(x, n_x, y, n_y, d, &draws)
+    } else {
+        draws
+            .iter()
+            .map(|(a, b)| mmd2_rows(x, a, y, b, d))
+            .collect()
+    };
     let s = crate::stats::mean_se(&v);
     let sd = if v.len() > 1 {
         (v.iter().map(|a| (a - s.mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
@@ -342,6 +358,72 @@ fn kid_f64(x: &[f64], n_x: usize, y: &[f64], n_y: usize, d: usize, o: &KidOption
         subset_size: m,
         subsets: o.subsets,
     })
+}
+
+/// Most rows (of both sets together) whose kernel matrix KID builds (8 bytes each entry).
+const GRAM_MAX_ROWS: usize = 6000;
+
+/// Unbiased MMD² of every subset pair from one kernel matrix over the rows they use.
+fn mmd2_subsets_gram(
+    x: &[f64],
+    n_x: usize,
+    y: &[f64],
+    n_y: usize,
+    d: usize,
+    draws: &[(Vec<usize>, Vec<usize>)],
+) -> Vec<f64> {
+    // Position of each used row in Z = (used rows of x, then used rows of y).
+    let mut pos_x = vec![usize::MAX; n_x];
+    let mut pos_y = vec![usize::MAX; n_y];
+    let mut rows: Vec<&[f64]> = Vec::new();
+    for (a, _) in draws {
+        for &i in a {
+            if pos_x[i] == usize::MAX {
+                pos_x[i] = rows.len();
+                rows.push(&x[i * d..(i + 1) * d]);
+            }
+        }
+    }
+    for (_, b) in draws {
+        for &i in b {
+            if pos_y[i] == usize::MAX {
+                pos_y[i] = rows.len();
+                rows.push(&y[i * d..(i + 1) * d]);
+            }
+        }
+    }
+    let u = rows.len();
+    let k: Vec<f64> = (0..u)
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let rows = &rows;
+            (0..u).map(move |j| poly_kernel(rows[i], rows[j]))
+        })
+        .collect();
+    draws
+        .par_iter()
+        .map(|(a, b)| {
+            let pa: Vec<usize> = a.iter().map(|&i| pos_x[i]).collect();
+            let pb: Vec<usize> = b.iter().map(|&i| pos_y[i]).collect();
+            let within = |p: &[usize]| {
+                let m = p.len();
+                let mut s = 0.0;
+                for i in 0..m {
+                    for j in i + 1..m {
+                        s += k[p[i] * u + p[j]];
+                    }
+                }
+                2.0 * s / (m * (m - 1)) as f64
+            };
+            let mut cross = 0.0;
+            for &i in &pa {
+                for &j in &pb {
+                    cross += k[i * u + j];
+                }
+            }
+            within(&pa) + within(&pb) - 2.0 * cross / (pa.len() * pb.len()) as f64
+        })
+        .collect()
 }
 
 /// KID between two sets (each ≥ 2 rows): module doc.

@@ -317,3 +317,33 @@ fn bad_inputs_give_one_clear_error_each() {
     assert!(e.contains("at least 2"), "{e}");
     assert!(!e.contains('\n'));
 }
+
+#[test]
+fn kid_from_one_kernel_matrix_equals_kernels_per_subset() {
+    let d = 6;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let x = normals(&mut rng, 70 * d);
+    let y: Vec<f64> = normals(&mut rng, 50 * d).iter().map(|v| v + 0.2).collect();
+    let mut r = SplitMix(3);
+    let draws: Vec<(Vec<usize>, Vec<usize>)> = (0..20)
+        .map(|_| (r.subset(70, 30), r.subset(50, 30)))
+        .collect();
+    let gram = mmd2_subsets_gram(&x, 70, &y, 50, d, &draws);
+    for ((a, b), g) in draws.iter().zip(&gram) {
+        let direct = mmd2_rows(&x, a, &y, b, d);
+        assert!(
+            (g - direct).abs() < 1e-12 * direct.abs().max(1.0),
+            "{g} {direct}"
+        );
+        // And the brute-force double sum over the subset's rows.
+        let xs: Vec<f64> = a
+            .iter()
+            .flat_map(|&i| x[i * d..(i + 1) * d].to_vec())
+            .collect();
+        let ys: Vec<f64> = b
+            .iter()
+            .flat_map(|&i| y[i * d..(i + 1) * d].to_vec())
+            .collect();
+        assert!((g - brute_mmd2(&xs, 30, &ys, 30, d)).abs() < 1e-12 * direct.abs().max(1.0));
+    }
+}
