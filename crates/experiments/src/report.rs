@@ -138,7 +138,7 @@ fn report_row(g: &GroupSummary) -> ReportRow {
             Some(c.test.p),
             Some(c.test.effect),
             format!(
-                "cannot decide: {} sims vs the oracle's, p ≥ {} whatever the values",
+                "cannot decide: with m = {} the test gives p ≥ {} whatever the values",
                 g.m,
                 fmt_p(c.min_p)
             ),
