@@ -328,14 +328,10 @@ fn kid_f64(x: &[f64], n_x: usize, y: &[f64], n_y: usize, d: usize, o: &KidOption
         .collect();
     // Large subsets: one kernel matrix over the rows the subsets use, then sums per subset
     // (cost Σ rows² d once instead of subsets · 3m² d); small ones: kernels per subset.
-    let used = |n: usize, pick: fn(&(Vec<usize>, Vec<usize>)) -> &Vec<usize>| {
-        let mut seen = vec![false; n];
-        draws
-            .iter()
-            .for_each(|p| pick(p).iter().for_each(|&i| seen[i] = true));
-        seen.iter().filter(|&&b| b).count()
-    };
-    let (ux, uy) = (used(n_x, |p| &p.0), used(n_y, |p| &p.1));
+    let (ux, uy) = (
+        distinct(n_x, draws.iter().map(|p| &p.0)),
+        distinct(n_y, draws.iter().map(|p| &p.1)),
+    );
     let gram = (ux + uy) <= GRAM_MAX_ROWS
         && ((ux + uy) * (ux + uy)) as f64 <= (o.subsets * 3 * m * m) as f64 / 2.0;
     let v = if gram {
@@ -358,6 +354,15 @@ fn kid_f64(x: &[f64], n_x: usize, y: &[f64], n_y: usize, d: usize, o: &KidOption
         subset_size: m,
         subsets: o.subsets,
     })
+}
+
+/// Number of distinct indices (below `n`) over `sets`.
+fn distinct<'a>(n: usize, sets: impl Iterator<Item = &'a Vec<usize>>) -> usize {
+    let mut seen = vec![false; n];
+    for s in sets {
+        s.iter().for_each(|&i| seen[i] = true);
+    }
+    seen.iter().filter(|&&b| b).count()
 }
 
 /// Most rows (of both sets together) whose kernel matrix KID builds (8 bytes each entry).
