@@ -384,3 +384,90 @@ fn summarize_a_small_table() {
     let e = err_line(&["eval", "summarize", &ps]);
     assert!(e.contains("results.csv") && e.contains("components"), "{e}");
 }
+
+/// Sample quality (docs/METHOD.md §4.9): `eval` prints the library's numbers
+/// (`memdiff_diffusion::quality`, the audit's function too) for G, the oracle and the copy
+/// generator; a held-out part of O reads like the oracle, copies of T do not reach recall 1.
+#[test]
+fn quality_beside_the_oracle_and_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, t, g) = files(dir.path());
+    let v = ok_json(&[
+        "eval",
+        "--original",
+        &o,
+        "--train",
+        &t,
+        "--generated",
+        &g,
+        "--json",
+    ]);
+    let q = &v["quality"];
+    assert_eq!(q["k"], 3);
+    // 60 rows of O, 5 held out for the oracle null.
+    assert_eq!(q["reference_rows"], 55);
+    let read = |p: &str| memdiff_data::read_images_any_f64(Path::new(p)).unwrap();
+    let expect = memdiff_diffusion::quality::quality_beside_nulls(
+        &read(&o),
+        &read(&t),
+        &read(&g),
+        0,
+        &memdiff_metrics::quality::QualityOptions::default(),
+    )
+    .unwrap();
+    for (who, want) in [
+        ("generated", Some(expect.generated)),
+        ("oracle", expect.oracle),
+        ("copy", Some(expect.copy)),
+    ] {
+        let want = want.unwrap();
+        for (k, x) in [
+            ("frechet", want.frechet),
+            ("kid", want.kid),
+            ("precision", want.precision),
+            ("recall", want.recall),
+            ("density", want.density),
+            ("coverage", want.coverage),
+        ] {
+            // serde_json parses floats to within 1 ulp.
+            assert!(
+                (f(&q[who], k) - x).abs() <= 1e-14 * x.abs(),
+                "{who} {k}: {} vs {x}",
+                f(&q[who], k)
+            );
+        }
+    }
+    // Shares in [0, 1], distances positive, for all three sets.
+    for who in ["generated", "oracle", "copy"] {
+        for k in ["precision", "recall", "coverage"] {
+            let x = f(&q[who], k);
+            assert!((0.0..=1.0).contains(&x), "{who} {k} {x}");
+        }
+        assert!(f(&q[who], "frechet") > 0.0);
+    }
+    // The table prints the block; G with 3 rows gets one line saying why there is none.
+    let out = memdiff(&["eval", "--original", &o, "--train", &t, "--generated", &g]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("quality vs 55 rows of O (k = 3)"), "{text}");
+    let g3 = write(dir.path(), "G3.npy", &fixture(3, 3, false));
+    let out = memdiff(&["eval", "--original", &o, "--train", &t, "--generated", &g3]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "quality: not computed (k = 3 nearest neighbours need more than 3 generated samples)"
+        ),
+        "{text}"
+    );
+    let v = ok_json(&[
+        "eval",
+        "--original",
+        &o,
+        "--train",
+        &t,
+        "--generated",
+        &g3,
+        "--json",
+    ]);
+    assert!(v["quality"].is_null());
+}

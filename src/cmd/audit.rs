@@ -91,6 +91,15 @@ pub fn text(r: &AuditReport, per_sample: bool) -> String {
         r.nn_train.d1_mean,
         r.d1_original_mean
     );
+    match &r.quality {
+        Some(q) => s.push_str(&memdiff_diffusion::quality::text(q)),
+        None => {
+            let _ = writeln!(
+                s,
+                "quality: not computed (k = 3 nearest neighbours need more than 3 generated images: --generate 4 or more)"
+            );
+        }
+    }
     if per_sample {
         let _ = writeln!(
             s,
@@ -212,6 +221,7 @@ mod tests {
             ties_generated: 0.0,
             nn_train: nn::summarize(&nb_t),
             d1_original_mean: 0.0,
+            quality: None,
             generated: audit::rows(&nb_t, &nb_o),
             png: "audit.png".into(),
             seconds_sampling: 0.0,

@@ -10,6 +10,10 @@
 //! replacement (`memdiff_data::reference`, as the sweep), after any dequantisation, so that
 //! copies are exact copies of the T the metric sees.
 //!
+//! Sample quality (docs/METHOD.md §4.9): Fréchet distance, KID, k-NN precision / recall /
+//! density / coverage of G against rows of O, printed beside the oracle's and the copy
+//! generator's on the same sets (`memdiff_diffusion::quality`, the audit's function too).
+//!
 //! Quantised data: `memdiff_data::quantize`, the policy the audit and the sweep use too (same
 //! decision, same noise for the same `--seed`). Values are read and kept in f64: a float64
 //! `.npy` reaches the metric unrounded.
@@ -22,13 +26,19 @@ use memdiff_data::quantize::{self, Mode, Role};
 use memdiff_data::reference::{self, Reference};
 use memdiff_data::ImageSet;
 use memdiff_diffusion::audit::{self, AuditOptions};
+use memdiff_diffusion::quality;
 use memdiff_metrics::kde::{Bandwidth, KdeOptions, OriginalSet};
+use memdiff_metrics::quality::QualityOptions;
 use memdiff_metrics::{nn, quadrature, summary};
 use serde_json::{json, Value};
 
 use super::metric_json::result_json;
 
 /// Memorization metric for three sets of images (O, T, G), or a summary of a results table.
+///
+/// Also prints the sample quality of G (Fréchet distance, KID, k-NN precision / recall /
+/// density / coverage with k = 3, against the first 2000 rows of O) beside the oracle's and the
+/// copy generator's with as many samples (docs/METHOD.md §4.9); with --checkpoint too.
 ///
 /// Example: memdiff eval --original O.npy --train T.npy --generated G.npy --json
 /// Example: memdiff eval --original O.npy --train T.npy --generator oracle --g 10
@@ -292,6 +302,15 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Sample quality beside the oracle's and the copy generator's on the same sets (§4.9).
+    let qopts = QualityOptions::default();
+    let quality = if g.n > qopts.k {
+        Some(quality::quality_beside_nulls(
+            &o, &t, &g, args.seed, &qopts,
+        )?)
+    } else {
+        None
+    };
     let quad = if args.check_quadrature {
         Some(quadrature::check(&orig, &t.data, t.n, &g.data, g.n, 3)?)
     } else {
@@ -316,6 +335,7 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         m.insert("nn_d1_mean".into(), json!(s.d1_mean));
         m.insert("nn".into(), serde_json::to_value(nb)?);
     }
+    m.insert("quality".into(), serde_json::to_value(&quality)?);
     if let Some(q) = &quad {
         m.insert("quadrature_max_rel_diff".into(), json!(q.max_rel_diff));
         m.insert("quadrature".into(), serde_json::to_value(q)?);
@@ -335,6 +355,13 @@ fn run_sets(args: &EvalArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&out)?);
     } else {
         print_table(&out, nn_res.as_ref().map(|x| &x.1));
+        match &quality {
+            Some(q) => print!("{}", quality::text(q)),
+            None => println!(
+                "quality: not computed (k = {} nearest neighbours need more than {} generated samples)",
+                qopts.k, qopts.k
+            ),
+        }
     }
     Ok(())
 }

@@ -64,6 +64,8 @@ pub struct AuditOptions {
     /// Quantised sets, as `eval --dequantize` (`memdiff_data::quantize`: auto, uniform, floor,
     /// none). The nearest-neighbour search and the picture use the raw images.
     pub dequantize: Mode,
+    /// Settings of the quality measures (k, KID subsets), computed when `generate > k`.
+    pub quality: memdiff_metrics::quality::QualityOptions,
 }
 
 impl AuditOptions {
@@ -80,6 +82,7 @@ impl AuditOptions {
             save_sets: None,
             kde: KdeOptions::default(),
             dequantize: Mode::Auto,
+            quality: Default::default(),
         }
     }
 
@@ -228,6 +231,9 @@ pub struct AuditReport {
     pub nn_train: NnSummary,
     /// Mean distance from a generated image to its nearest image of O.
     pub d1_original_mean: f64,
+    /// Sample quality of G beside the oracle's and the copy generator's (`crate::quality`);
+    /// `None` when G has no more than k images.
+    pub quality: Option<crate::quality::QualityBeside>,
     pub generated: Vec<GeneratedRow>,
     pub png: String,
     pub seconds_sampling: f64,
@@ -478,6 +484,17 @@ pub fn audit(
     let d = g.dim();
     let res = kde::evaluate(&ko.data, ko.n, &kt.data, kt.n, &kg.data, kg.n, d, &kopts)
         .context("evaluating the KDE metric")?;
+    let quality = if kg.n > a.quality.k {
+        Some(crate::quality::quality_beside_nulls(
+            &ko,
+            &kt.to_f64(),
+            &kg,
+            a.seed,
+            &a.quality,
+        )?)
+    } else {
+        None
+    };
     let nb_t = nn::nearest_neighbours(&t.data, t.n, &g.data, g.n, d)?;
     let nb_o = nn::nearest_neighbours(&o.data, o.n, &g.data, g.n, d)?;
 
@@ -534,6 +551,7 @@ pub fn audit(
         ties_generated,
         nn_train: nn::summarize(&nb_t),
         d1_original_mean: nb_o.iter().map(|n| n.d1).sum::<f64>() / nb_o.len() as f64,
+        quality,
         generated,
         png: png.display().to_string(),
         seconds_sampling,

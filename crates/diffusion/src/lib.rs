@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bench;
 pub mod checkpoint;
 pub mod export;
+pub mod quality;
 pub mod sample;
 pub mod train;
 

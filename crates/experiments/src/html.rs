@@ -136,7 +136,7 @@ footer { margin-top: 3em; color: #777; font-size: 0.85em; }
 
 /// What a figure shows, from its file name (the stems of `plots` and `samples`).
 pub fn describe(name: &str) -> &'static str {
-    const KNOWN: [(&str, &str); 9] = [
+    const KNOWN: [(&str, &str); 10] = [
         (
             "p_delta_u_vs_n",
             "P(Δ_U > 0) against n, Wilson 95 % bands, with the reference generators",
@@ -152,8 +152,12 @@ pub fn describe(name: &str) -> &'static str {
         ("eta_vs_c", "η against the number of components C"),
         ("f_mem_vs_step", "f_mem along training, one curve per n"),
         (
+            "quality_vs_step",
+            "Sample quality along training: Fréchet distance over the oracle's per n, the reading's tolerance dashed",
+        ),
+        (
             "phase",
-            "Phase diagram over (training step, n): f_mem · E_OG/oracle · reading",
+            "Phase diagram over (training step, n): f_mem · E_OG/oracle · Fréchet/oracle · reading",
         ),
         ("tau_mem_vs_n", "Memorization onset τ_mem against n"),
         (

@@ -1,8 +1,10 @@
 //! The sweep's adapter over the metric (docs/METHOD.md §4): O's statistics prepared once, then E_TG, E_OG,
-//! Δ, Δ_U for each (T, G), and the nearest-neighbour ratios. Everything the sweep asks of
+//! Δ, Δ_U for each (T, G), the nearest-neighbour ratios, and the sample quality of each G
+//! against O's first rows (`memdiff_metrics::quality`, docs/METHOD.md §4.9). Everything the sweep asks of
 //! `memdiff_metrics` goes through here.
 
 use memdiff_data::{ImageSet, Pixel};
+use memdiff_metrics::quality::{self, QualityOptions, QualityValues};
 use memdiff_metrics::{kde, nn};
 
 /// How the metric is set up for one protocol.
@@ -73,6 +75,37 @@ pub struct MetricError(pub String);
 /// O's per-pixel statistics (sigma_i, sorted columns, S_OO, U_OO), computed once per O.
 pub struct Prepared {
     inner: kde::OriginalSet,
+    quality: Option<quality::Reference>,
+}
+
+impl Prepared {
+    /// Attaches the quality reference ([`prepare_quality`]) to O's statistics.
+    pub fn with_quality(mut self, q: Option<quality::Reference>) -> Self {
+        self.quality = q;
+        self
+    }
+}
+
+/// The quality reference: O's first [`quality::REFERENCE_MAX`] rows, their Gaussian fit and
+/// k-NN radii (k = 3), in the data's scale.
+pub fn prepare_quality<V: Pixel>(o: &ImageSet<V>) -> Result<quality::Reference, MetricError> {
+    let m = o.n.min(quality::REFERENCE_MAX);
+    quality::Reference::new(
+        &o.data[..m * o.dim()],
+        m,
+        o.dim(),
+        &QualityOptions::default(),
+    )
+    .map_err(err)
+}
+
+/// The quality of `g` against the prepared reference; all NaN without one or when G has no
+/// more rows than k.
+pub fn quality<G: Pixel>(p: &Prepared, g: &ImageSet<G>) -> Result<QualityValues, MetricError> {
+    match &p.quality {
+        Some(r) if g.n > r.options().k => r.evaluate(&g.data, g.n).map_err(err),
+        _ => Ok(QualityValues::nan()),
+    }
 }
 
 fn err(e: memdiff_metrics::error::MetricsError) -> MetricError {
@@ -92,7 +125,10 @@ pub fn prepare<V: Pixel>(o: &ImageSet<V>, setup: &MetricSetup) -> Result<Prepare
         opts.exclude = setup.exclude.clone();
     }
     let inner = kde::OriginalSet::new(&o.data, o.n, o.dim(), &opts).map_err(err)?;
-    Ok(Prepared { inner })
+    Ok(Prepared {
+        inner,
+        quality: None,
+    })
 }
 
 /// E_TG, E_OG, Δ, Δ_U of (T, G) against the prepared O.

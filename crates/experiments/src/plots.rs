@@ -300,8 +300,44 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
     );
     files.extend(p.save(&out.join(format!("f_mem_vs_step_{stem}")))?);
 
+    // Sample quality along training: Fréchet distance over the oracle's per n (the reading's
+    // quality), with the tolerance line, when measured.
+    if t.cells.iter().any(|c| c.frechet_vs_oracle.is_finite()) {
+        let mut q = LinePlot::new(
+            format!("sample quality along training — {label}"),
+            "optimizer step",
+            "Fréchet distance / oracle's (pixel space)",
+        );
+        q.log_x = true;
+        q.log_y = true;
+        q.legend = LegendPos::UpperRight;
+        for (i, n) in ns.iter().enumerate() {
+            let pts = t
+                .cells
+                .iter()
+                .filter(|c| c.n == *n)
+                .map(|c| (c.train_step as f64, c.frechet_vs_oracle))
+                .collect();
+            q.series
+                .push(Series::line_and_points(format!("n = {n}"), pts).with_color(i));
+        }
+        let (s0, s1) = (
+            *steps.first().unwrap_or(&1) as f64,
+            *steps.last().unwrap_or(&1) as f64,
+        );
+        q.series.push(
+            Series::line(
+                format!("data's quality ≤ {:.2}", t.frechet_limit),
+                vec![(s0, t.frechet_limit), (s1, t.frechet_limit)],
+            )
+            .dashed()
+            .with_color(7),
+        );
+        files.extend(q.save(&out.join(format!("quality_vs_step_{stem}")))?);
+    }
+
     let mut h = HeatMap {
-        title: format!("Phase diagram — {label}: f_mem · E_OG/oracle · reading"),
+        title: format!("Phase diagram — {label}: f_mem · E_OG/oracle · Fréchet/oracle · reading"),
         x_label: "optimizer step   (C copying, G generalizing, U not yet trained; copying framed)"
             .into(),
         y_label: "training-set size n".into(),
@@ -320,11 +356,16 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
         } else {
             "–".into()
         };
+        let prec = if c.frechet_vs_oracle.is_finite() {
+            format!(" F{:.1}x", c.frechet_vs_oracle)
+        } else {
+            String::new()
+        };
         h.cells.push((
             x,
             y,
             c.f_mem,
-            format!("{:.2}\n{ratio} {}", c.f_mem, short(&c.verdict)),
+            format!("{:.2}\n{ratio}{prec} {}", c.f_mem, short(&c.verdict)),
         ));
         if c.verdict == "copying" {
             h.framed.push((x, y));

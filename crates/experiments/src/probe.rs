@@ -4,8 +4,8 @@
 //! The quantities are the sweep's (docs/METHOD.md §2.6, §4, §7), computed by the same functions:
 //! the metric ([`crate::metric::evaluate`]) against a reference set O drawn from the data
 //! distribution and never trained on, f_mem ([`crate::metric::nearest`], d1/d2 < 1/3, Wilson
-//! interval), the oracle's E_OG on the same O (computed once: it does not depend on training),
-//! and the three-way verdict of [`memdiff_metrics::summary::verdict`]. Quantised data follow the
+//! interval), the oracle's E_OG and sample quality on the same O (computed once: they do not
+//! depend on training), the sample quality ([`crate::metric::quality`]), and the three-way verdict of [`memdiff_metrics::summary::verdict`]. Quantised data follow the
 //! one policy of [`memdiff_data::quantize`].
 
 use crate::config::{Dequantize, EvalAt};
@@ -15,7 +15,7 @@ use memdiff_data::recipe::DataRecipe;
 use memdiff_data::seed::derive_seed;
 use memdiff_data::ImageSet;
 use memdiff_metrics::stats::{wilson, Z95};
-use memdiff_metrics::summary::{verdict, VerdictRule};
+use memdiff_metrics::summary::{at_data_quality, verdict, VerdictRule};
 use memdiff_schedule::SampleOptions;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -197,6 +197,10 @@ fn held_out(
     Ok((all.select(&o), all.select(&g)))
 }
 
+fn nan() -> f64 {
+    f64::NAN
+}
+
 /// One snapshot of a run (a `trajectory.csv` row).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProbeRow {
@@ -219,6 +223,20 @@ pub struct ProbeRow {
     pub f_mem: f64,
     pub f_mem_lo: f64,
     pub f_mem_hi: f64,
+    /// Sample quality against O's first rows (docs/METHOD.md §4.9; NaN when G has ≤ 3 rows):
+    /// Fréchet distance (the reading's quality, against the oracle's), k-NN precision and
+    /// recall, and the oracle's precision on the same O.
+    #[serde(default = "nan")]
+    pub frechet: f64,
+    #[serde(default = "nan")]
+    pub precision: f64,
+    #[serde(default = "nan")]
+    pub recall: f64,
+    #[serde(default = "nan")]
+    pub oracle_precision: f64,
+    /// The oracle's Fréchet distance on the same O (the reading's null).
+    #[serde(default = "nan")]
+    pub oracle_frechet: f64,
     /// copying, generalizing or not-yet-trained.
     pub verdict: String,
     /// Training wall time up to this step (sampling and measuring excluded).
@@ -232,6 +250,7 @@ pub struct Probe {
     t: ImageSet<f64>,
     policy: Decision,
     e_og_oracle: f64,
+    oracle_quality: memdiff_metrics::quality::QualityValues,
     n_original: usize,
     rule: VerdictRule,
 }
@@ -249,14 +268,16 @@ impl Probe {
         let o = policy.apply(o_raw, Role::Original);
         let t = policy.apply(t_raw, Role::Train);
         let setup = MetricSetup::for_policy(&settings.bandwidth, &policy, false);
-        let prep = metric::prepare(&o, &setup)?;
+        let prep = metric::prepare(&o, &setup)?.with_quality(metric::prepare_quality(&o).ok());
         let oracle = policy.apply(oracle_raw, Role::Generated);
         let e_og_oracle = metric::evaluate(&prep, &t, &oracle)?.e_og;
+        let oracle_quality = metric::quality(&prep, &oracle)?;
         Ok(Self {
             prep,
             t,
             policy,
             e_og_oracle,
+            oracle_quality,
             n_original: o.n,
             rule: settings.verdict,
         })
@@ -300,7 +321,13 @@ impl Probe {
         let copies = (nn.frac_memorized * g.n as f64).round() as u64;
         let f = wilson(copies, g.n as u64, Z95);
         let ratio = v.e_og / self.e_og_oracle;
-        let reading = verdict(&self.rule, &f, None, Some(ratio))
+        let q = metric::quality(&self.prep, &g)?;
+        let quality = at_data_quality(
+            &self.rule,
+            Some((q.frechet, self.oracle_quality.frechet)),
+            Some(ratio),
+        );
+        let reading = verdict(&self.rule, &f, None, quality)
             .map(|x| x.to_string().replace(' ', "-"))
             .unwrap_or_else(|| "-".into());
         Ok(ProbeRow {
@@ -321,6 +348,11 @@ impl Probe {
             f_mem: f.p,
             f_mem_lo: f.lo,
             f_mem_hi: f.hi,
+            frechet: q.frechet,
+            precision: q.precision,
+            recall: q.recall,
+            oracle_precision: self.oracle_quality.precision,
+            oracle_frechet: self.oracle_quality.frechet,
             verdict: reading,
             train_seconds,
         })

@@ -8,7 +8,8 @@
 //! generator but the oracle the calibrated verdict (docs/METHOD.md §4b): its Δ values against the oracle's
 //! at the same (data, px, C, n, s) — same O and T draws — by a two-sided Mann–Whitney test;
 //! "towards copying" when its Δ sits below the oracle's (copies have the lowest Δ), "away from
-//! copying" when above, "indistinguishable" at p ≥ 0.05. η per (C, s, generator) from the
+//! copying" when above, "indistinguishable" at p ≥ 0.05, "cannot decide" when the two groups are
+//! too small for any p below 0.05 (2 simulations against 2: p ≥ 0.245 whatever the values). η per (C, s, generator) from the
 //! smallest and the largest n. This module lays them out (Markdown, CSV) and plots them.
 
 use crate::row::SimRow;
@@ -81,6 +82,18 @@ pub struct ReportRow {
     pub f_mem_hi: f64,
     /// Mean E_OG over the oracle's at the same settings (NaN for the oracle or without one).
     pub e_og_vs_oracle: f64,
+    /// Mean quality of the group's samples against O's first rows (docs/METHOD.md §4.9): Fréchet
+    /// distance, KID, k-NN precision / recall, density / coverage (NaN when not measured).
+    pub frechet: f64,
+    pub kid: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub density: f64,
+    pub coverage: f64,
+    /// The oracle's mean precision at the same settings (the reading's null; NaN without it).
+    pub oracle_precision: f64,
+    /// Mean Fréchet distance over the oracle's (NaN without it).
+    pub frechet_vs_oracle: f64,
     /// The three-way reading of a model row: copying, generalizing or not yet trained.
     pub reading: String,
     /// Two-sided Mann–Whitney p-value of the model's Δ against the oracle's (model rows with an
@@ -121,6 +134,15 @@ pub struct Report {
 fn report_row(g: &GroupSummary) -> ReportRow {
     let k = &g.key;
     let (p, auc, verdict) = match &g.vs_oracle {
+        Some(c) if c.verdict == summary::CANNOT_DECIDE => (
+            Some(c.test.p),
+            Some(c.test.effect),
+            format!(
+                "cannot decide: with m = {} the test gives p ≥ {} whatever the values",
+                g.m,
+                fmt_p(c.min_p)
+            ),
+        ),
         Some(c) => (
             Some(c.test.p),
             Some(c.test.effect),
@@ -166,6 +188,14 @@ fn report_row(g: &GroupSummary) -> ReportRow {
         f_mem_lo: g.f_mem.lo,
         f_mem_hi: g.f_mem.hi,
         e_og_vs_oracle: g.e_og_vs_oracle.unwrap_or(f64::NAN),
+        frechet: g.quality.frechet.mean,
+        kid: g.quality.kid.mean,
+        precision: g.quality.precision.mean,
+        recall: g.quality.recall.mean,
+        density: g.quality.density.mean,
+        coverage: g.quality.coverage.mean,
+        oracle_precision: g.oracle_precision.unwrap_or(f64::NAN),
+        frechet_vs_oracle: g.frechet_vs_oracle.unwrap_or(f64::NAN),
         reading: g.verdict.map_or("–".into(), |v| v.to_string()),
         vs_oracle_p: p,
         vs_oracle_auc: auc,
@@ -283,6 +313,7 @@ fn fnum(x: f64) -> String {
 pub fn markdown(rep: &Report) -> String {
     let cf = rep.rule.copy_fraction;
     let tol = (rep.rule.quality_tolerance * 100.0).round();
+    let ptol = (rep.rule.frechet_tolerance * 100.0).round();
     let mut s = String::new();
     let mut last: Option<(String, usize, String, String, String)> = None;
     for r in rep.rows.iter().filter(|r| r.final_snapshot) {
@@ -299,13 +330,13 @@ pub fn markdown(rep: &Report) -> String {
                 "\n### data {}, px {}, protocol {}, bandwidth {}, dequantization {}\n",
                 head.0, head.1, head.2, head.3, head.4
             );
-            s.push_str("| C | n | s | step | generator | sims | P(Δ>0) [95 % CI] | P(Δ_U>0) [95 % CI] | mean Δ ± se | mean Δ_U ± se | Ê_OG | E_OG / oracle | f_mem [95 % CI] | Δ vs oracle | reading |\n");
-            s.push_str("| ---: | ---: | ---: | ---: | --- | ---: | --- | --- | --- | --- | ---: | ---: | --- | --- | --- |\n");
+            s.push_str("| C | n | s | step | generator | sims | P(Δ>0) [95 % CI] | P(Δ_U>0) [95 % CI] | mean Δ ± se | mean Δ_U ± se | Ê_OG | E_OG / oracle | precision · recall | Fréchet / oracle | f_mem [95 % CI] | Δ vs oracle | reading |\n");
+            s.push_str("| ---: | ---: | ---: | ---: | --- | ---: | --- | --- | --- | --- | ---: | ---: | --- | ---: | --- | --- | --- |\n");
             last = Some(head);
         }
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | {} ± {} | {} ± {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | {} ± {} | {} ± {} | {} | {} | {} | {} | {} | {} | {} |",
             r.components,
             r.n,
             if r.steps == 0 { "–".to_string() } else { r.steps.to_string() },
@@ -324,6 +355,12 @@ pub fn markdown(rep: &Report) -> String {
             fnum(r.se_delta_u),
             fnum(r.e_og_hat),
             fnum(r.e_og_vs_oracle),
+            if r.precision.is_nan() {
+                "–".to_string()
+            } else {
+                format!("{:.2} · {:.2}", r.precision, r.recall)
+            },
+            fnum(r.frechet_vs_oracle),
             if r.f_mem.is_nan() {
                 "–".to_string()
             } else {
@@ -369,11 +406,14 @@ pub fn markdown(rep: &Report) -> String {
         "\nRead P(Δ>0) against the oracle row at the same n (docs/METHOD.md §4b): a generator that never saw T \
          has P(Δ>0) rising from ≈0.1 to ≈0.5 with n; copies stay near 0. Δ_U removes that offset \
          (oracle ≈ 0.5 at every n). \"Δ vs oracle\" is a two-sided Mann–Whitney test of the model's Δ \
-         against the oracle's on the same O and T draws; it cannot see sample quality, so the \
-         reading adds E_OG against the oracle's: copying (f_mem ≥ {cf}, or Δ towards copying at \
-         the data's quality), generalizing (not copying, E_OG within {tol} % of the oracle's), not \
-         yet trained (E_OG further above the oracle's: samples far from the data, whatever Δ \
-         says). f_mem is the fraction of generated samples whose nearest training image is \
+         against the oracle's on the same O and T draws (\"cannot decide\" when the groups are too \
+         small for any p below 0.05); it cannot see sample quality, so the reading adds the \
+         data's quality: the Fréchet distance of the samples' Gaussian fit to O's (pixel space, \
+         docs/METHOD.md §4.9) within {ptol} % of the oracle's, or, for results without it, E_OG \
+         within {tol} % of the oracle's. Copying: f_mem ≥ {cf}, or Δ towards copying at the \
+         data's quality; generalizing: not copying, at the data's quality; not yet trained: \
+         further from the data (whatever Δ says). E_OG / oracle and the k-NN precision · recall \
+         (k = 3) are shown beside it. f_mem is the fraction of generated samples whose nearest training image is \
          closer than a third of the second nearest (d1/d2 < 1/3). docs/METHOD.md §4b, §7.\n",
     ));
     if rep.rows.iter().any(|r| r.protocol == "papers-code") {
@@ -404,7 +444,7 @@ fn trajectory_markdown(s: &mut String, t: &Trajectory, rule: &VerdictRule) {
     steps.dedup();
     let _ = writeln!(
         s,
-        "f_mem [95 % CI] · E_OG/oracle · reading, per training-set size n (rows) and optimizer step (columns):\n"
+        "f_mem [95 % CI] · E_OG/oracle · Fréchet/oracle · precision (oracle's) · reading, per training-set size n (rows) and optimizer step (columns):\n"
     );
     s.push_str("| n |");
     for st in &steps {
@@ -424,11 +464,17 @@ fn trajectory_markdown(s: &mut String, t: &Trajectory, rule: &VerdictRule) {
                 Some(c) => {
                     let _ = write!(
                         s,
-                        " {:.2} [{:.2}, {:.2}] · {} · {} |",
+                        " {:.2} [{:.2}, {:.2}] · {} · {} · {} · {} |",
                         c.f_mem,
                         c.f_mem_lo,
                         c.f_mem_hi,
                         fnum(c.e_og_vs_oracle),
+                        fnum(c.frechet_vs_oracle),
+                        if c.precision.is_nan() {
+                            "–".to_string()
+                        } else {
+                            format!("{:.2} ({})", c.precision, fnum(c.oracle_precision))
+                        },
                         c.verdict
                     );
                 }
@@ -439,8 +485,9 @@ fn trajectory_markdown(s: &mut String, t: &Trajectory, rule: &VerdictRule) {
     }
     let _ = writeln!(
         s,
-        "\nOnsets: τ_mem = first step with f_mem ≥ {} (log-interpolated between snapshots; 95 % bootstrap over simulations), τ_gen = first snapshot with E_OG ≤ {:.2} × the oracle's.\n",
+        "\nOnsets: τ_mem = first step with f_mem ≥ {} (log-interpolated between snapshots; 95 % bootstrap over simulations), τ_gen = first snapshot at the data's quality (Fréchet ≤ {:.2} × the oracle's; without it: E_OG ≤ {:.2} × the oracle's).\n",
         t.threshold,
+        1.0 + rule.frechet_tolerance,
         1.0 + rule.quality_tolerance
     );
     s.push_str("| n | sims | τ_mem [95 % CI] | τ_gen | f_mem at the last step |\n| ---: | ---: | --- | ---: | ---: |\n");
@@ -541,6 +588,11 @@ pub fn write_tables(
                 f_mem_hi: c.f_mem_hi,
                 e_og_vs_oracle: c.e_og_vs_oracle,
                 mean_delta_u: c.mean_delta_u,
+                frechet: c.frechet,
+                precision: c.precision,
+                recall: c.recall,
+                oracle_precision: c.oracle_precision,
+                frechet_vs_oracle: c.frechet_vs_oracle,
                 reading: c.verdict.clone(),
             })
             .collect();
@@ -584,6 +636,11 @@ struct TrajectoryCsv {
     f_mem_hi: f64,
     e_og_vs_oracle: f64,
     mean_delta_u: f64,
+    frechet: f64,
+    precision: f64,
+    recall: f64,
+    oracle_precision: f64,
+    frechet_vs_oracle: f64,
     reading: String,
 }
 

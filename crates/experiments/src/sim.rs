@@ -320,6 +320,19 @@ impl SimContext {
         );
         let hit = matches!(&self.cache, Some((s, n0, d0, _)) if *s == o_key && *n0 == o.n && *d0 == o.dim());
         if !hit {
+            // Sample quality against O's first rows, in the data's scale (not under papers-code,
+            // whose sets are on different scales).
+            let q = if papers {
+                None
+            } else {
+                match metric::prepare_quality(&o) {
+                    Ok(q) => Some(q),
+                    Err(e) => {
+                        tracing::warn!("unit {}: no quality measures: {e}", u.id());
+                        None
+                    }
+                }
+            };
             let o_eval = if papers { o.map(|v| v * 255.0) } else { o };
             let prep = metric::prepare(
                 &o_eval,
@@ -328,7 +341,8 @@ impl SimContext {
             .map_err(|source| SimError::Metric {
                 unit: u.id(),
                 source,
-            })?;
+            })?
+            .with_quality(q);
             self.cache = Some((o_key, o_eval.n, o_eval.dim(), prep));
         }
         let prep = &self.cache.as_ref().expect("filled above").3;
@@ -436,6 +450,10 @@ impl SimContext {
                     unit: u.id(),
                     source,
                 })?;
+                let quality = metric::quality(prep, &g).map_err(|source| SimError::Metric {
+                    unit: u.id(),
+                    source,
+                })?;
                 // The tie shares and the treatment: said once per sweep (debug for every unit);
                 // a warning, once, when ties dominate untreated.
                 let ties_g = raw.as_ref().map(|r| policy.ties_of(r));
@@ -518,7 +536,7 @@ impl SimContext {
                         }
                     }
                 }
-                rows.push(SimRow {
+                let mut row = SimRow {
                     data: cfg.data.to_string(),
                     px: cfg.px as u32,
                     d: t.dim() as u32,
@@ -546,7 +564,16 @@ impl SimContext {
                     final_loss: loss,
                     train_step,
                     sampler,
-                });
+                    frechet: f64::NAN,
+                    kid: f64::NAN,
+                    kid_se: f64::NAN,
+                    precision: f64::NAN,
+                    recall: f64::NAN,
+                    density: f64::NAN,
+                    coverage: f64::NAN,
+                };
+                row.set_quality(&quality);
+                rows.push(row);
             }
         }
         Ok(UnitRows { rows, pairs })

@@ -10,8 +10,8 @@
 //!   simulations (resampling the simulations of each n with replacement);
 //! - the log–log slope of τ_mem against n (least squares over the n whose τ_mem was reached),
 //!   with a bootstrap interval from the same resamples (Bonnaire et al. 2025 find a slope of 1);
-//! - τ_gen(n): the first snapshot at which mean E_OG is within the verdict tolerance of the
-//!   oracle's;
+//! - τ_gen(n): the first snapshot at the data's quality (`summary::at_data_quality`: Fréchet
+//!   distance within the verdict tolerance of the oracle's; E_OG for results without it);
 //! - EMM per snapshot (Gu et al. 2025): the largest n whose f_mem is at least 0.9.
 
 use crate::row::SimRow;
@@ -81,6 +81,16 @@ pub struct Cell {
     /// Mean E_OG over the oracle group's mean E_OG (NaN without oracle rows).
     pub e_og_vs_oracle: f64,
     pub mean_delta_u: f64,
+    /// Mean Fréchet distance, k-NN precision and recall of the snapshot's samples (NaN when not
+    /// measured), the Fréchet distance over the oracle's and the oracle's precision at the same
+    /// settings.
+    pub frechet: f64,
+    pub frechet_vs_oracle: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub oracle_precision: f64,
+    /// Whether the snapshot is at the data's quality (`summary::at_data_quality`).
+    pub data_quality: bool,
     pub verdict: String,
 }
 
@@ -94,7 +104,7 @@ pub struct Onset {
     /// 95 % percentile bootstrap interval (resamples that never reach count as +∞).
     pub tau_mem_lo: Option<f64>,
     pub tau_mem_hi: Option<f64>,
-    /// First snapshot with E_OG within the tolerance of the oracle's; `None`: not reached.
+    /// First snapshot at the data's quality; `None`: not reached.
     pub tau_gen: Option<u64>,
     /// f_mem at the last snapshot.
     pub f_mem_final: f64,
@@ -123,6 +133,8 @@ pub struct Emm {
 pub struct Trajectory {
     pub family: Family,
     pub threshold: f64,
+    /// Fréchet / oracle at or below this is the data's quality (1 + the rule's tolerance).
+    pub frechet_limit: f64,
     pub cells: Vec<Cell>,
     pub onsets: Vec<Onset>,
     pub slope: Option<Slope>,
@@ -249,6 +261,12 @@ pub fn trajectories(
                 f_mem_hi: g.f_mem.hi,
                 e_og_vs_oracle: g.e_og_vs_oracle.unwrap_or(f64::NAN),
                 mean_delta_u: g.delta_unbiased.mean,
+                frechet: g.quality.frechet.mean,
+                frechet_vs_oracle: g.frechet_vs_oracle.unwrap_or(f64::NAN),
+                precision: g.quality.precision.mean,
+                recall: g.quality.recall.mean,
+                oracle_precision: g.oracle_precision.unwrap_or(f64::NAN),
+                data_quality: g.data_quality == Some(true),
                 verdict: g.verdict.map_or("–".into(), |v| v.to_string()),
             })
             .collect();
@@ -293,7 +311,7 @@ pub fn trajectories(
             let tau_gen = cells
                 .iter()
                 .filter(|c| c.n == n)
-                .find(|c| c.e_og_vs_oracle <= 1.0 + rule.quality_tolerance)
+                .find(|c| c.data_quality)
                 .map(|c| c.train_step);
             let last = curve(&all, &steps).last().map_or(f64::NAN, |x| x.1);
             onsets.push(Onset {
@@ -360,6 +378,7 @@ pub fn trajectories(
         out.push(Trajectory {
             family,
             threshold: thr,
+            frechet_limit: 1.0 + rule.frechet_tolerance,
             cells,
             onsets,
             slope,
@@ -451,6 +470,13 @@ mod tests {
             final_loss: 0.1,
             train_step: 0,
             sampler: "-".into(),
+            frechet: f64::NAN,
+            kid: f64::NAN,
+            kid_se: f64::NAN,
+            precision: f64::NAN,
+            recall: f64::NAN,
+            density: f64::NAN,
+            coverage: f64::NAN,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod naive;
 pub mod nn;
 pub mod pair;
 pub mod quadrature;
+pub mod quality;
 pub mod stats;
 pub mod summary;
 

@@ -192,6 +192,19 @@ pub fn mann_whitney(x: &[f64], y: &[f64]) -> Result<MannWhitney> {
     })
 }
 
+/// The smallest two-sided p [`mann_whitney`] can give for samples of sizes `n1` and `n2`
+/// (complete separation, no ties): with `n1 = n2 = 2` it is 0.245, so no pair of 2-simulation
+/// groups can ever differ at [`ALPHA`]. 1 when a sample is empty.
+pub fn mann_whitney_min_p(n1: usize, n2: usize) -> f64 {
+    if n1 == 0 || n2 == 0 {
+        return 1.0;
+    }
+    let (a, b) = (n1 as f64, n2 as f64);
+    let var = a * b / 12.0 * (a + b + 1.0);
+    let z = (a * b / 2.0 - 0.5) / var.sqrt();
+    (2.0 * normal_sf(z)).min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +264,21 @@ mod tests {
         assert_eq!(r.u1, 856.5);
         assert!((r.p - 0.066_746_678_683_043_03).abs() < 1e-12, "{r:?}");
         assert!(mann_whitney(&[], &b).is_err());
+    }
+
+    #[test]
+    fn smallest_attainable_p_is_the_p_of_complete_separation() {
+        // 2 vs 2: z = 1.5 / sqrt(5/3), p = erfc(z / sqrt 2) = 0.24509... (the main job's p).
+        let p = mann_whitney_min_p(2, 2);
+        assert!((p - 0.245_278_116_806_772_86).abs() < 1e-12, "{p}");
+        for (n1, n2) in [(2, 2), (3, 4), (8, 8), (1, 30)] {
+            let x: Vec<f64> = (0..n1).map(|i| i as f64).collect();
+            let y: Vec<f64> = (0..n2).map(|i| 100.0 + i as f64).collect();
+            assert_eq!(mann_whitney(&x, &y).unwrap().p, mann_whitney_min_p(n1, n2));
+        }
+        // 3 vs 4 cannot go below 0.0518 > 0.05; 4 vs 4 can: 0.0304.
+        assert!(mann_whitney_min_p(3, 4) > ALPHA && mann_whitney_min_p(4, 4) < ALPHA);
+        assert_eq!(mann_whitney_min_p(0, 3), 1.0);
     }
 
     #[test]

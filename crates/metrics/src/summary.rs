@@ -29,9 +29,14 @@
 //! | `final_loss` | float | last training loss (NaN or empty for reference generators) |
 //! | `train_step` | int | optimizer step of the training snapshot the model row was sampled at (0 for reference generators, which do not depend on training) |
 //! | `sampler` | text | how the model row was sampled, e.g. `ddpm/clipped-x0` or `ddim:50:eta0/clipped-x0` (`-` for reference generators) |
+//! | `frechet` | float | Fréchet distance of the Gaussian fits of G and of O's first rows ([`crate::quality`], docs/METHOD.md §4.9) |
+//! | `kid`, `kid_se` | float | KID (unbiased MMD², cubic kernel) and its spread over subsets |
+//! | `precision`, `recall` | float | k-NN precision / recall of G against O's first rows (k = 3) |
+//! | `density`, `coverage` | float | density / coverage (Naeem et al.), same k |
 //!
 //! Files written before `train_step` and `sampler` existed (the first 25 columns only) are read
-//! with `train_step = 0` and `sampler = -`.
+//! with `train_step = 0` and `sampler = -`; files written before the quality columns (27
+//! columns) with NaN quality.
 //!
 //! Floats may be written as `NaN` or left empty (read as NaN). Use [`write_csv`] / [`read_csv`]
 //! (or serde + the `csv` crate with [`SimRow`]; the header is [`HEADER`]).
@@ -60,7 +65,7 @@ use crate::error::{MetricsError, Result};
 use crate::stats::{self, MannWhitney, MeanSe, Proportion};
 
 /// The header line, in column order.
-pub const HEADER: [&str; 27] = [
+pub const HEADER: [&str; 34] = [
     "data",
     "px",
     "d",
@@ -88,10 +93,23 @@ pub const HEADER: [&str; 27] = [
     "final_loss",
     "train_step",
     "sampler",
+    "frechet",
+    "kid",
+    "kid_se",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
 ];
 
 /// Columns of files written before `train_step` and `sampler` existed.
 const LEGACY_COLUMNS: usize = 25;
+/// Columns of files written before the quality columns existed.
+const PRE_QUALITY_COLUMNS: usize = 27;
+
+fn nan() -> f64 {
+    f64::NAN
+}
 
 fn dash() -> String {
     "-".into()
@@ -148,6 +166,33 @@ pub struct SimRow {
     pub train_step: u64,
     #[serde(default = "dash")]
     pub sampler: String,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub frechet: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub kid: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub kid_se: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub precision: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub recall: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub density: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub coverage: f64,
+}
+
+impl SimRow {
+    /// Sets the quality columns from one evaluation.
+    pub fn set_quality(&mut self, q: &crate::quality::QualityValues) {
+        self.frechet = q.frechet;
+        self.kid = q.kid;
+        self.kid_se = q.kid_se;
+        self.precision = q.precision;
+        self.recall = q.recall;
+        self.density = q.density;
+        self.coverage = q.coverage;
+    }
 }
 
 /// Writes the header and `rows` as CSV.
@@ -173,7 +218,7 @@ pub fn read_csv<R: Read>(r: R) -> Result<Vec<SimRow>> {
         .map_err(|e| MetricsError::Csv(e.to_string()))?
         .clone();
     let got: Vec<&str> = hdr.iter().collect();
-    if got != HEADER && got != HEADER[..LEGACY_COLUMNS] {
+    if got != HEADER && got != HEADER[..LEGACY_COLUMNS] && got != HEADER[..PRE_QUALITY_COLUMNS] {
         let i = got
             .iter()
             .zip(HEADER.iter())
@@ -260,10 +305,18 @@ impl GroupKey {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OracleComparison {
     pub test: MannWhitney,
+    /// The smallest p the test can give for these two group sizes
+    /// ([`stats::mann_whitney_min_p`]).
+    pub min_p: f64,
     /// `towards copying` (Δ stochastically smaller than the oracle's, p < [`stats::ALPHA`]),
-    /// `away from copying` (larger, p < ALPHA) or `indistinguishable`.
+    /// `away from copying` (larger, p < ALPHA), `indistinguishable`, or [`CANNOT_DECIDE`] when
+    /// the groups are too small for any p below ALPHA (2 simulations against 2: p ≥ 0.245
+    /// whatever the values).
     pub verdict: String,
 }
+
+/// The Δ-vs-oracle verdict of groups too small for the test to reach [`stats::ALPHA`].
+pub const CANNOT_DECIDE: &str = "cannot decide (too few simulations)";
 
 /// Aggregates of one group.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -291,8 +344,28 @@ pub struct GroupSummary {
     pub e_og_vs_oracle: Option<f64>,
     /// Model (or copy) vs oracle at the same settings; `None` for the oracle or without one.
     pub vs_oracle: Option<OracleComparison>,
+    /// Means ± s.e. of the quality columns.
+    pub quality: QualitySummary,
+    /// The oracle group's mean precision (the reading's null); `None` without one.
+    pub oracle_precision: Option<f64>,
+    /// Mean Fréchet distance over the oracle group's; `None` without one.
+    pub frechet_vs_oracle: Option<f64>,
+    /// Whether the group is at the data's quality ([`at_data_quality`]); `None` for the oracle
+    /// or without one.
+    pub data_quality: Option<bool>,
     /// The three-way reading of a model group ([`Verdict`]); `None` for reference generators.
     pub verdict: Option<Verdict>,
+}
+
+/// Means ± s.e. of a group's quality columns (NaN rows, from files without them, left out).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QualitySummary {
+    pub frechet: MeanSe,
+    pub kid: MeanSe,
+    pub precision: MeanSe,
+    pub recall: MeanSe,
+    pub density: MeanSe,
+    pub coverage: MeanSe,
 }
 
 /// Thresholds of the three-way [`Verdict`].
@@ -301,15 +374,24 @@ pub struct GroupSummary {
 pub struct VerdictRule {
     /// f_mem at or above this is copying (default 0.5, the onset threshold of τ_mem).
     pub copy_fraction: f64,
-    /// E_OG within `(1 + quality_tolerance)` times the oracle's counts as the data's quality.
+    /// Without quality columns (older results): E_OG within `(1 + quality_tolerance)` times the
+    /// oracle's counts as the data's quality.
     pub quality_tolerance: f64,
+    /// Mean Fréchet distance within `(1 + frechet_tolerance)` times the oracle group's counts as
+    /// the data's quality (docs/METHOD.md §4.9: two oracle draws of 30 samples differ by a
+    /// ratio with s.d. 0.05 on MNIST px 16 and 0.09 on a GMM at px 8).
+    pub frechet_tolerance: f64,
 }
+
+/// Default [`VerdictRule::frechet_tolerance`].
+pub const FRECHET_TOLERANCE: f64 = 0.25;
 
 impl Default for VerdictRule {
     fn default() -> Self {
         Self {
             copy_fraction: 0.5,
             quality_tolerance: 0.5,
+            frechet_tolerance: FRECHET_TOLERANCE,
         }
     }
 }
@@ -319,6 +401,9 @@ impl VerdictRule {
     pub fn validate(&self) -> std::result::Result<(), (&'static str, &'static str)> {
         if !(self.quality_tolerance >= 0.0 && self.quality_tolerance.is_finite()) {
             return Err(("verdict.quality_tolerance", "must be a number >= 0"));
+        }
+        if !(self.frechet_tolerance >= 0.0 && self.frechet_tolerance.is_finite()) {
+            return Err(("verdict.frechet_tolerance", "must be a number >= 0"));
         }
         if !(self.copy_fraction > 0.0 && self.copy_fraction <= 1.0) {
             return Err(("verdict.copy_fraction", "must be in (0, 1]"));
@@ -351,17 +436,34 @@ impl std::fmt::Display for Verdict {
     }
 }
 
-/// The three-way verdict from f_mem, the rank test against the oracle and E_OG / oracle E_OG.
-/// Without nearest neighbours (f_mem unknown) only the other two inputs decide; without an
-/// oracle group there is no verdict.
+/// Whether a group's samples are at the data's quality: its mean Fréchet distance
+/// (`frechet = (group, oracle group)`) is within `1 + frechet_tolerance` times the oracle's;
+/// when either is unknown (results written before the quality columns, papers-code), its mean
+/// E_OG is within `1 + quality_tolerance` times the oracle's. `None` without an oracle group.
+pub fn at_data_quality(
+    rule: &VerdictRule,
+    frechet: Option<(f64, f64)>,
+    e_og_vs_oracle: Option<f64>,
+) -> Option<bool> {
+    let ratio = e_og_vs_oracle?;
+    Some(match frechet {
+        Some((f, fo)) if f.is_finite() && fo.is_finite() && fo > 0.0 => {
+            f <= fo * (1.0 + rule.frechet_tolerance)
+        }
+        _ => ratio.is_finite() && ratio <= 1.0 + rule.quality_tolerance,
+    })
+}
+
+/// The three-way verdict from f_mem, the rank test against the oracle and the data-quality
+/// test ([`at_data_quality`]). Without nearest neighbours (f_mem unknown) only the other two
+/// inputs decide; without an oracle group (`quality` None) there is no verdict.
 pub fn verdict(
     rule: &VerdictRule,
     f_mem: &Proportion,
     vs_oracle: Option<&OracleComparison>,
-    e_og_vs_oracle: Option<f64>,
+    quality: Option<bool>,
 ) -> Option<Verdict> {
-    let ratio = e_og_vs_oracle?;
-    let quality = ratio.is_finite() && ratio <= 1.0 + rule.quality_tolerance;
+    let quality = quality?;
     let copies = f_mem.m > 0 && f_mem.p >= rule.copy_fraction;
     let towards = vs_oracle.is_some_and(|c| c.verdict == "towards copying");
     Some(if copies || (towards && quality) {
@@ -426,10 +528,17 @@ pub fn summarize_with(rows: &[SimRow], rule: &VerdictRule) -> Vec<GroupSummary> 
             let vs_oracle = if k.generator != "oracle" {
                 groups.get(&k.oracle()).and_then(|orows| {
                     let od: Vec<f64> = orows.iter().map(|r| r.delta).collect();
+                    let min_p = stats::mann_whitney_min_p(
+                        delta.iter().filter(|x| x.is_finite()).count(),
+                        od.iter().filter(|x| x.is_finite()).count(),
+                    );
                     stats::mann_whitney(&delta, &od)
                         .ok()
                         .map(|t| OracleComparison {
-                            verdict: if t.p >= stats::ALPHA {
+                            min_p,
+                            verdict: if min_p >= stats::ALPHA {
+                                CANNOT_DECIDE.into()
+                            } else if t.p >= stats::ALPHA {
                                 "indistinguishable".into()
                             } else if t.effect < 0.5 {
                                 "towards copying".into()
@@ -461,8 +570,30 @@ pub fn summarize_with(rows: &[SimRow], rule: &VerdictRule) -> Vec<GroupSummary> 
                     let o = stats::mean_se(&orows.iter().map(|r| r.e_og).collect::<Vec<_>>()).mean;
                     stats::mean_se(&col(|r| r.e_og)).mean / o
                 });
+            let quality = QualitySummary {
+                frechet: stats::mean_se(&col(|r| r.frechet)),
+                kid: stats::mean_se(&col(|r| r.kid)),
+                precision: stats::mean_se(&col(|r| r.precision)),
+                recall: stats::mean_se(&col(|r| r.recall)),
+                density: stats::mean_se(&col(|r| r.density)),
+                coverage: stats::mean_se(&col(|r| r.coverage)),
+            };
+            let oracle_rows = groups.get(&k.oracle()).filter(|_| k.generator != "oracle");
+            let oracle_mean = |f: fn(&SimRow) -> f64| {
+                oracle_rows.map(|orows| {
+                    stats::mean_se(&orows.iter().map(|r| f(r)).collect::<Vec<_>>()).mean
+                })
+            };
+            let oracle_precision = oracle_mean(|r| r.precision);
+            let oracle_frechet = oracle_mean(|r| r.frechet);
+            let frechet_vs_oracle = oracle_frechet.map(|o| quality.frechet.mean / o);
+            let data_quality = at_data_quality(
+                rule,
+                oracle_frechet.map(|o| (quality.frechet.mean, o)),
+                e_og_vs_oracle,
+            );
             let verdict = if k.generator == "model" {
-                verdict(rule, &f_mem, vs_oracle.as_ref(), e_og_vs_oracle)
+                verdict(rule, &f_mem, vs_oracle.as_ref(), data_quality)
             } else {
                 None
             };
@@ -482,6 +613,10 @@ pub fn summarize_with(rows: &[SimRow], rule: &VerdictRule) -> Vec<GroupSummary> 
                 f_mem,
                 e_og_vs_oracle,
                 vs_oracle,
+                quality,
+                oracle_precision,
+                frechet_vs_oracle,
+                data_quality,
                 verdict,
             }
         })
@@ -577,6 +712,13 @@ mod tests {
             } else {
                 "-".into()
             },
+            frechet: 2.0,
+            kid: 0.1,
+            kid_se: 0.05,
+            precision: 0.9,
+            recall: 0.5,
+            density: 1.0,
+            coverage: 0.5,
         }
     }
 
@@ -586,8 +728,11 @@ mod tests {
         for sim in 0..8 {
             let jitter = sim as f64 * 1e-3;
             rows.push(row("oracle", 0, sim, 1.0 + jitter, -0.1 + jitter, 0.0));
-            // step 100: far from the data (E_OG 3x the oracle's), Δ like the oracle's.
-            rows.push(row("model", 100, sim, 3.0 + jitter, -0.1 + jitter, 0.0));
+            // step 100: far from the data (E_OG 3x the oracle's, Fréchet 4x), Δ like the
+            // oracle's.
+            let mut far = row("model", 100, sim, 3.0 + jitter, -0.1 + jitter, 0.0);
+            far.frechet = 8.0;
+            rows.push(far);
             // step 1000: at the data's quality, like the oracle.
             rows.push(row("model", 1000, sim, 1.1 + jitter, -0.1 + jitter, 0.05));
             // step 5000: 15 of 20 samples are copies.
@@ -610,6 +755,49 @@ mod tests {
         let o = g.iter().find(|x| x.key.generator == "oracle").unwrap();
         assert_eq!(o.verdict, None);
         assert_eq!(o.e_og_vs_oracle, None);
+        assert_eq!(at(100).oracle_precision, Some(0.9));
+        assert_eq!(at(100).frechet_vs_oracle, Some(4.0));
+        assert_eq!(at(100).data_quality, Some(false));
+    }
+
+    #[test]
+    fn frechet_decides_quality_and_e_og_only_without_it() {
+        // Clean samples with a faint haze: E_OG 1.85x the oracle's, Fréchet 1.2x.
+        let mut rows = Vec::new();
+        for sim in 0..4 {
+            rows.push(row("oracle", 0, sim, 1.0, 0.0, 0.0));
+            let mut m = row("model", 100, sim, 1.85, 0.0, 0.0);
+            m.frechet = 2.4;
+            rows.push(m);
+        }
+        let model = |rows: &[SimRow]| {
+            summarize(rows)
+                .into_iter()
+                .find(|x| x.key.generator == "model")
+                .unwrap()
+        };
+        let g = model(&rows);
+        assert_eq!(g.verdict, Some(Verdict::Generalizing));
+        assert!((g.frechet_vs_oracle.unwrap() - 1.2).abs() < 1e-12);
+        // Above the tolerance: 2.6 > 1.25 x 2.
+        for r in rows.iter_mut().filter(|r| r.generator == "model") {
+            r.frechet = 2.6;
+        }
+        assert_eq!(model(&rows).verdict, Some(Verdict::NotYetTrained));
+        // Older results without the quality columns: E_OG decides (1.85 > 1.5).
+        for r in rows.iter_mut() {
+            r.frechet = f64::NAN;
+        }
+        let g = model(&rows);
+        assert_eq!(g.verdict, Some(Verdict::NotYetTrained));
+        assert_eq!(g.frechet_vs_oracle.map(f64::is_nan), Some(true));
+        // At the boundary: exactly 1.25x is quality.
+        let rule = VerdictRule::default();
+        assert_eq!(
+            at_data_quality(&rule, Some((2.5, 2.0)), Some(9.0)),
+            Some(true)
+        );
+        assert_eq!(at_data_quality(&rule, Some((2.5, 2.0)), None), None);
     }
 
     #[test]
@@ -617,24 +805,47 @@ mod tests {
         let rule = VerdictRule::default();
         let none = stats::wilson(0, 0, stats::Z95);
         assert_eq!(verdict(&rule, &none, None, None), None);
+        let q = |ratio: f64| at_data_quality(&rule, None, Some(ratio));
         let towards = OracleComparison {
             test: stats::mann_whitney(&[0.0, 0.1, 0.2], &[1.0, 1.1, 1.2]).unwrap(),
+            min_p: stats::mann_whitney_min_p(3, 3),
             verdict: "towards copying".into(),
         };
         // Δ towards copying but samples far from the data: not yet trained, not copying.
         assert_eq!(
-            verdict(&rule, &none, Some(&towards), Some(2.0)),
+            verdict(&rule, &none, Some(&towards), q(2.0)),
             Some(Verdict::NotYetTrained)
         );
         assert_eq!(
-            verdict(&rule, &none, Some(&towards), Some(1.2)),
+            verdict(&rule, &none, Some(&towards), q(1.2)),
             Some(Verdict::Copying)
         );
         let half = stats::wilson(10, 20, stats::Z95);
-        assert_eq!(
-            verdict(&rule, &half, None, Some(5.0)),
-            Some(Verdict::Copying)
-        );
+        assert_eq!(verdict(&rule, &half, None, q(5.0)), Some(Verdict::Copying));
+    }
+
+    #[test]
+    fn two_simulations_cannot_decide_whatever_their_values() {
+        // The copy generator's Δ far below the oracle's in both sims: still p = 0.245.
+        let mut rows = Vec::new();
+        for sim in 0..2 {
+            rows.push(row("oracle", 0, sim, 1.0, 0.1 + sim as f64 * 0.01, 0.0));
+            rows.push(row("copy", 0, sim, 1.0, -5.0 - sim as f64, 1.0));
+        }
+        let g = summarize(&rows);
+        let c = g.iter().find(|x| x.key.generator == "copy").unwrap();
+        let v = c.vs_oracle.as_ref().unwrap();
+        assert_eq!(v.verdict, CANNOT_DECIDE);
+        assert!((v.test.p - v.min_p).abs() < 1e-15 && v.min_p > 0.245);
+        // Eight sims each: the same separation is "towards copying".
+        let mut rows = Vec::new();
+        for sim in 0..8 {
+            rows.push(row("oracle", 0, sim, 1.0, 0.1 + sim as f64 * 0.01, 0.0));
+            rows.push(row("copy", 0, sim, 1.0, -5.0 - sim as f64, 1.0));
+        }
+        let g = summarize(&rows);
+        let c = g.iter().find(|x| x.key.generator == "copy").unwrap();
+        assert_eq!(c.vs_oracle.as_ref().unwrap().verdict, "towards copying");
     }
 
     #[test]
@@ -676,5 +887,16 @@ mod tests {
             .collect();
         let old = read_csv(legacy.as_bytes()).unwrap();
         assert_eq!((old[0].train_step, old[0].sampler.as_str()), (0, "-"));
+        // Without the quality columns: NaN quality, the rest as written.
+        let pre: String = text
+            .lines()
+            .map(|l| {
+                let v: Vec<&str> = l.split(',').collect();
+                v[..PRE_QUALITY_COLUMNS].join(",") + "\n"
+            })
+            .collect();
+        let old = read_csv(pre.as_bytes()).unwrap();
+        assert!(old[0].frechet.is_nan() && old[0].precision.is_nan() && old[0].coverage.is_nan());
+        assert_eq!((old[0].train_step, old[0].e_og), (0, 1.0));
     }
 }

@@ -283,11 +283,14 @@ impl LinePlot {
         register_fonts();
         root.fill(&WHITE).map_err(|e| self.draw_err(e))?;
         let ((x0, x1), (y0, y1)) = self.ranges()?;
+        // Log axes get their ticks from `log_ticks` (always some inside the data's range).
+        let lx = || (x0..x1).log_scale().with_key_points(log_ticks(x0, x1));
+        let ly = || (y0..y1).log_scale().with_key_points(log_ticks(y0, y1));
         match (self.log_x, self.log_y) {
             (false, false) => self.draw_chart(root, x0..x1, y0..y1),
-            (true, false) => self.draw_chart(root, (x0..x1).log_scale(), y0..y1),
-            (false, true) => self.draw_chart(root, x0..x1, (y0..y1).log_scale()),
-            (true, true) => self.draw_chart(root, (x0..x1).log_scale(), (y0..y1).log_scale()),
+            (true, false) => self.draw_chart(root, lx(), y0..y1),
+            (false, true) => self.draw_chart(root, x0..x1, ly()),
+            (true, true) => self.draw_chart(root, lx(), ly()),
         }
     }
 
@@ -323,8 +326,8 @@ impl LinePlot {
             .axis_desc_style((FONT, 16))
             .light_line_style(RGBColor(238, 238, 238))
             .max_light_lines(3)
-            .x_label_formatter(&|v| axis_tick(*v, self.log_x))
-            .y_label_formatter(&|v| axis_tick(*v, self.log_y))
+            .x_label_formatter(&|v| fmt_tick(*v))
+            .y_label_formatter(&|v| fmt_tick(*v))
             .draw()
             .map_err(|x| e(&x))?;
 
@@ -641,22 +644,69 @@ fn write_pair(path_without_ext: &Path, svg: &str, png: &[u8]) -> Result<Vec<Path
     Ok(out)
 }
 
-/// Tick labels: plain for moderate magnitudes, scientific otherwise; no float noise.
-/// A tick label; on a log axis only the ticks at 1, 2 and 5 × 10^k are labelled (plotters puts a
-/// tick at every integer multiple, whose labels run into each other).
-fn axis_tick(v: f64, log: bool) -> String {
-    if log && v > 0.0 {
-        let m = v / 10f64.powf(v.log10().floor());
-        if ![1.0, 2.0, 5.0, 10.0]
-            .iter()
-            .any(|k| (m - k).abs() < 1e-6 * k)
-        {
-            return String::new();
-        }
+/// Tick positions of a log axis over `[lo, hi]` (0 < lo < hi), every one labelled: the
+/// 1, 2, 5 × 10^k inside the range (only the powers of ten when that gives more than 8); when
+/// fewer than 2 of them fall inside, 1..9 × 10^k; when still fewer than 2 (a range inside one
+/// step, e.g. 1.3 to 1.9), the widest of 1, 2, 5 × 10^k spacings that puts 3 round values inside. plotters' own log ticks
+/// can leave a narrow range without a single label.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Vec::new();
     }
-    fmt_tick(v)
+    let inside = |mants: &[f64]| -> Vec<f64> {
+        let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+        let mut v = Vec::new();
+        for k in k0..=k1 {
+            for &m in mants {
+                // Round through the decimal string: 0.3 rather than 0.30000000000000004.
+                let t: f64 = format!("{m}e{k}").parse().unwrap_or(f64::NAN);
+                if t >= lo * (1.0 - 1e-12) && t <= hi * (1.0 + 1e-12) {
+                    v.push(t);
+                }
+            }
+        }
+        v
+    };
+    let v = inside(&[1.0, 2.0, 5.0]);
+    if v.len() > 8 {
+        let dec = inside(&[1.0]);
+        let step = dec.len().div_ceil(8);
+        return dec.into_iter().step_by(step).collect();
+    }
+    if v.len() >= 2 {
+        return v;
+    }
+    let v = inside(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    if v.len() >= 2 {
+        return v;
+    }
+    // Linear round steps: the largest of 1, 2, 5 × 10^k giving at least 3 ticks inside.
+    let span = hi - lo;
+    let mut step = 10f64.powf(span.log10().ceil());
+    let first_last = |step: f64| ((lo / step - 1e-9).ceil(), (hi / step + 1e-9).floor());
+    for _ in 0..9 {
+        let (a, b) = first_last(step);
+        let n = (b - a) as i64 + 1;
+        if n >= 3 {
+            break;
+        }
+        step /= if (step / 10f64.powf(step.log10().floor()) - 5.0).abs() < 1e-9 {
+            2.5
+        } else {
+            2.0
+        };
+    }
+    let (a, b) = first_last(step);
+    (a as i64..=b as i64)
+        .map(|i| {
+            let t = i as f64 * step;
+            format!("{t:.10e}").parse().unwrap_or(t)
+        })
+        .filter(|&t| t >= lo * (1.0 - 1e-12) && t <= hi * (1.0 + 1e-12))
+        .collect()
 }
 
+/// Tick labels: plain for moderate magnitudes, scientific otherwise; no float noise.
 fn fmt_tick(v: f64) -> String {
     let a = v.abs();
     if v == 0.0 {

@@ -126,14 +126,47 @@ fn long_titles_shrink_to_the_canvas() {
 }
 
 #[test]
-fn log_axes_label_only_one_two_five() {
-    let labels: Vec<String> = [1000.0, 2000.0, 3000.0, 5000.0, 7000.0, 10000.0, 0.02, 0.03]
-        .iter()
-        .map(|&v| super::axis_tick(v, true))
-        .collect();
+fn log_ticks_fall_inside_the_data_range() {
+    use super::log_ticks;
+    // Wide: 1, 2, 5 x 10^k.
+    assert_eq!(log_ticks(800.0, 12000.0), [1000.0, 2000.0, 5000.0, 10000.0]);
+    // Many decades: powers of ten only.
     assert_eq!(
-        labels,
-        ["1000", "2000", "", "5000", "", "10000", "0.02", ""]
+        log_ticks(0.5, 2e6),
+        [1.0, 10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]
     );
-    assert_eq!(super::axis_tick(3000.0, false), "3000");
+    // Only 50 of 1-2-5 inside: 1..9 x 10^k.
+    assert_eq!(log_ticks(28.0, 72.0), [30.0, 40.0, 50.0, 60.0, 70.0]);
+    // Inside one step (tau_mem against n near 1.5): round values inside the range.
+    assert_eq!(log_ticks(1.31, 1.88), [1.4, 1.6, 1.8]);
+    assert_eq!(log_ticks(0.01231, 0.01289), [0.0124, 0.0126, 0.0128]);
+    assert_eq!(log_ticks(0.2, 0.29), [0.2, 0.22, 0.24, 0.26, 0.28]);
+    for (lo, hi) in [(1.31, 1.88), (3.7e4, 3.9e4), (0.2, 0.29), (7.0, 7.5)] {
+        let t = log_ticks(lo, hi);
+        assert!(
+            t.len() >= 2 && t.iter().all(|&v| v >= lo && v <= hi),
+            "{lo} {hi}: {t:?}"
+        );
+    }
+    assert!(log_ticks(0.0, 1.0).is_empty());
+}
+
+#[test]
+fn a_narrow_log_range_gets_labelled_ticks() {
+    // tau_mem against n: x from 50 to 70, y from 1.35 to 1.85; plotters' own log ticks label
+    // neither range.
+    let mut p = LinePlot::new("tau", "n", "tau_mem");
+    p.log_x = true;
+    p.log_y = true;
+    p.series.push(Series::points(
+        "pts",
+        vec![(50.0, 1.35), (60.0, 1.6), (70.0, 1.85)],
+    ));
+    let svg = p.render_svg().unwrap();
+    for label in ["50", "60", "70", "1.4", "1.6", "1.8"] {
+        assert!(
+            svg.contains(&format!(">\n{label}\n<")),
+            "missing tick {label}"
+        );
+    }
 }
