@@ -63,8 +63,18 @@ fn table(dir: &Path) -> Vec<String> {
 /// Starts `sweep --config cfg --out out`, kills it once its first unit file appears (or after
 /// 120 s); returns its exit status and the number of unit files then.
 fn kill_after_first_unit(cfg: &str, out: &Path, cwd: &Path) -> (std::process::ExitStatus, usize) {
+    kill_after_first_unit_with(cfg, out, cwd, &[])
+}
+
+fn kill_after_first_unit_with(
+    cfg: &str,
+    out: &Path,
+    cwd: &Path,
+    extra: &[&str],
+) -> (std::process::ExitStatus, usize) {
     let mut child = Command::new(BIN)
         .args(["sweep", "--config", cfg, "--out", out.to_str().unwrap()])
+        .args(extra)
         .current_dir(cwd)
         .env("RAYON_NUM_THREADS", "2")
         .stdout(Stdio::null())
@@ -173,6 +183,30 @@ fn tiny_model_sweep_end_to_end_then_kill_and_resume() {
         tmp.path(),
     ));
     assert_eq!(table(&jobs4), t);
+    // Killed while an ensemble trains (two lanes, one ensemble of two networks each: the first
+    // unit file appears when one lane's ensemble is done, the other is mid-training), resumed
+    // with another K: the same table.
+    let killed = tmp.path().join("killed-batch");
+    let (status, finished_before) =
+        kill_after_first_unit_with(cfg, &killed, tmp.path(), &["--jobs", "2", "--no-report"]);
+    assert!(
+        !status.success() || finished_before == 4,
+        "the sweep should have been killed"
+    );
+    ok(&memdiff(
+        &[
+            "sweep",
+            "--config",
+            cfg,
+            "--jobs",
+            "3",
+            "--no-report",
+            "--out",
+            killed.to_str().unwrap(),
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(table(&killed), t);
     let zero = memdiff(&["sweep", "--config", cfg, "--jobs", "0"], tmp.path());
     assert!(!zero.status.success());
     assert!(
