@@ -764,8 +764,11 @@ mod tests {
         assert_eq!(results(&part), results(&one));
     }
 
+    /// Sizes of the calls a batch runner received.
+    type Calls = std::sync::Arc<std::sync::Mutex<Vec<usize>>>;
+
     /// A batch runner over [`FakeModel`] that groups jobs by n and records each call's size.
-    struct FakeBatch(std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+    struct FakeBatch(Calls);
     impl crate::batch::BatchRunner for FakeBatch {
         fn key(&self, job: &ModelJob, _train: &ImageSet) -> Result<String, BoxError> {
             Ok(format!("n{}", job.unit.n))
@@ -782,13 +785,8 @@ mod tests {
         }
     }
 
-    fn members(
-        k: usize,
-    ) -> (
-        Vec<Box<dyn ModelRunner + Send>>,
-        std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
-    ) {
-        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    fn members(k: usize) -> (Vec<Box<dyn ModelRunner + Send>>, Calls) {
+        let calls: Calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let m = crate::batch::Ensembler::members(Box::new(FakeBatch(calls.clone())), k, k, 2, 1)
             .unwrap()
             .into_iter()

@@ -18,7 +18,6 @@
 
 use crate::{gelu, pos_encoding, upsample2x, ModelError, UNetConfig};
 use burn::module::{Module, Param};
-use burn::tensor::activation::softmax;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Int, Tensor};
@@ -236,24 +235,8 @@ pub struct EMha {
 
 impl EMha {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, h] = x.dims();
-        let qkv = self.in_proj.forward(x);
-        if l == 1 {
-            let v = qkv.slice([0..b, 0..1, 2 * h..3 * h]);
-            return self.out_proj.forward(v);
-        }
-        let nh = self.heads;
-        let dk = h / nh;
-        let qkv = qkv.reshape([b, l, 3, nh, dk]).permute([2, 0, 3, 1, 4]);
-        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).reshape([b, nh, l, dk]);
-        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, nh, l, dk]);
-        let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, nh, l, dk]);
-        let scores = q
-            .mul_scalar(1.0 / (dk as f64).sqrt())
-            .matmul(k.swap_dims(2, 3));
-        let w = softmax(scores, 3);
-        let ctx = w.matmul(v).swap_dims(1, 2).reshape([b, l, h]);
-        self.out_proj.forward(ctx)
+        self.out_proj
+            .forward(crate::attend(self.in_proj.forward(x), self.heads))
     }
 }
 

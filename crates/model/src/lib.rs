@@ -258,28 +258,33 @@ impl Mha {
 
     /// `x`: tokens `(B, L, h)`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, h] = x.dims();
-        let qkv = self.in_proj.forward(x);
-        if l == 1 {
-            // One key: its softmax weight is exactly 1, so the context is v (bitwise the same
-            // result as the general path, without the score matmuls).
-            let v = qkv.slice([0..b, 0..1, 2 * h..3 * h]);
-            return self.out_proj.forward(v);
-        }
-        let nh = self.heads;
-        let dk = h / nh;
-        // (B, L, 3, nh, dk) -> (3, B, nh, L, dk)
-        let qkv = qkv.reshape([b, l, 3, nh, dk]).permute([2, 0, 3, 1, 4]);
-        let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).reshape([b, nh, l, dk]);
-        let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, nh, l, dk]);
-        let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, nh, l, dk]);
-        let scores = q
-            .mul_scalar(1.0 / (dk as f64).sqrt())
-            .matmul(k.swap_dims(2, 3));
-        let w = softmax(scores, 3);
-        let ctx = w.matmul(v).swap_dims(1, 2).reshape([b, l, h]);
-        self.out_proj.forward(ctx)
+        self.out_proj
+            .forward(attend(self.in_proj.forward(x), self.heads))
     }
+}
+
+/// The attention of `heads` heads given the input projection `qkv` `(B, L, 3h)` of tokens: the
+/// context `(B, L, h)`, before the output projection (scores scaled by `1/sqrt(head_dim)`,
+/// softmax, no dropout).
+pub(crate) fn attend(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
+    let [b, l, h3] = qkv.dims();
+    let h = h3 / 3;
+    if l == 1 {
+        // One key: its softmax weight is exactly 1, so the context is v (bitwise the same
+        // result as the general path, without the score matmuls).
+        return qkv.slice([0..b, 0..1, 2 * h..3 * h]);
+    }
+    let dk = h / heads;
+    // (B, L, 3, nh, dk) -> (3, B, nh, L, dk)
+    let qkv = qkv.reshape([b, l, 3, heads, dk]).permute([2, 0, 3, 1, 4]);
+    let q: Tensor<4> = qkv.clone().narrow(0, 0, 1).reshape([b, heads, l, dk]);
+    let k: Tensor<4> = qkv.clone().narrow(0, 1, 1).reshape([b, heads, l, dk]);
+    let v: Tensor<4> = qkv.narrow(0, 2, 1).reshape([b, heads, l, dk]);
+    let scores = q
+        .mul_scalar(1.0 / (dk as f64).sqrt())
+        .matmul(k.swap_dims(2, 3));
+    let w = softmax(scores, 3);
+    w.matmul(v).swap_dims(1, 2).reshape([b, l, h])
 }
 
 /// `SelfAttention(h)`: on tokens `(B, H*W, h)`: `a = MHA(LN(x)) + x`;
