@@ -292,17 +292,8 @@ pub fn default_original(meta: &CheckpointMeta, seed: u64) -> anyhow::Result<(Ima
         } => {
             let all = memdiff_data::mnist::load_images(images)
                 .with_context(|| format!("loading {} for the original set", images.display()))?;
-            let used: std::collections::HashSet<usize> = indices[..meta.n_train.min(indices.len())]
-                .iter()
-                .copied()
-                .collect();
-            let rest: Vec<usize> = (0..all.n).filter(|i| !used.contains(i)).collect();
-            if rest.is_empty() {
-                bail!(
-                    "every image of {} is in the training set: pass --original FILE",
-                    images.display()
-                );
-            }
+            let used = &indices[..meta.n_train.min(indices.len())];
+            let rest = outside_training(all.n, used, images, "")?;
             let o = resize.apply(&all.select(&rest))?;
             Ok((
                 o,
@@ -315,17 +306,13 @@ pub fn default_original(meta: &CheckpointMeta, seed: u64) -> anyhow::Result<(Ima
                 .pool()
                 .with_context(|| format!("loading {} for the original set", path.display()))?
                 .expect("an images recipe has a pool");
-            let used: std::collections::HashSet<usize> = indices[..meta.n_train.min(indices.len())]
-                .iter()
-                .copied()
-                .collect();
-            let rest: Vec<usize> = (0..all.n).filter(|i| !used.contains(i)).collect();
-            if rest.is_empty() {
-                bail!(
-                    "every image of {} is in the training set: pass --original FILE (or train with --n below the number of images)",
-                    path.display()
-                );
-            }
+            let used = &indices[..meta.n_train.min(indices.len())];
+            let rest = outside_training(
+                all.n,
+                used,
+                path,
+                " (or train with --n below the number of images)",
+            )?;
             Ok((
                 all.select(&rest),
                 format!("the {} images of {} not in T", rest.len(), path.display()),
@@ -334,23 +321,40 @@ pub fn default_original(meta: &CheckpointMeta, seed: u64) -> anyhow::Result<(Ima
         DataRecipe::Npy { path, indices } => {
             let all = memdiff_data::read_images_any(path)
                 .with_context(|| format!("loading {} for the original set", path.display()))?;
-            let used: std::collections::HashSet<usize> = match indices {
-                Some(ix) => ix[..meta.n_train.min(ix.len())].iter().copied().collect(),
-                None => (0..meta.n_train).collect(),
+            let first: Vec<usize>;
+            let used = match indices {
+                Some(ix) => &ix[..meta.n_train.min(ix.len())],
+                None => {
+                    first = (0..meta.n_train).collect();
+                    &first
+                }
             };
-            let rest: Vec<usize> = (0..all.n).filter(|i| !used.contains(i)).collect();
-            if rest.is_empty() {
-                bail!(
-                    "every image of {} is in the training set: pass --original FILE",
-                    path.display()
-                );
-            }
+            let rest = outside_training(all.n, used, path, "")?;
             Ok((
                 all.select(&rest),
                 format!("the {} images of {} not in T", rest.len(), path.display()),
             ))
         }
     }
+}
+
+/// The rows of a source of `n` images that are not among the training rows `used`; an error
+/// naming the source (with `hint` after its advice) when there are none.
+fn outside_training(
+    n: usize,
+    used: &[usize],
+    source: &Path,
+    hint: &str,
+) -> anyhow::Result<Vec<usize>> {
+    let used: std::collections::HashSet<usize> = used.iter().copied().collect();
+    let rest: Vec<usize> = (0..n).filter(|i| !used.contains(i)).collect();
+    if rest.is_empty() {
+        bail!(
+            "every image of {} is in the training set: pass --original FILE{hint}",
+            source.display()
+        );
+    }
+    Ok(rest)
 }
 
 fn gmm_draw(spec: &GmmSpec, seed: u64) -> anyhow::Result<ImageSet> {

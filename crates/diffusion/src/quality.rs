@@ -50,8 +50,7 @@ pub fn quality_beside_nulls<G: Pixel>(
         Ok((held, rest)) => (Some(held), rest, None),
         Err(e) => (None, o.clone(), Some(e.to_string())),
     };
-    let m = rest.n.min(QUALITY_REFERENCE_MAX);
-    let r = Reference::new(&rest.data[..m * rest.dim()], m, rest.dim(), opts)
+    let r = Reference::first_rows(&rest.data, rest.n, rest.dim(), opts)
         .context("quality reference (rows of the original set)")?;
     let generated = r
         .evaluate(&g.data, ng)
@@ -67,7 +66,7 @@ pub fn quality_beside_nulls<G: Pixel>(
         .context("quality of the copy generator")?;
     Ok(QualityBeside {
         k: opts.k,
-        reference_rows: m,
+        reference_rows: r.len(),
         generated,
         oracle,
         oracle_note,

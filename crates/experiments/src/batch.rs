@@ -136,21 +136,27 @@ impl Ensembler {
             }
         }
         // Split each group so that no call costs much more than a lane's share of the queue.
-        let cost = |r: &Request| self.runner.cost(&r.job, &r.train).max(1);
+        let cost: HashMap<u64, usize> = queue
+            .iter()
+            .map(|r| (r.id, self.runner.cost(&r.job, &r.train).max(1)))
+            .collect();
         let total: usize = groups
             .iter()
             .flat_map(|(_, m)| m.iter())
-            .map(|r| cost(r))
+            .map(|r| cost[&r.id])
             .sum();
         let share = total.div_ceil(self.lanes.len());
-        let mut calls: Vec<Vec<&Request>> = Vec::new();
+        let mut calls: Vec<(usize, Vec<&Request>)> = Vec::new();
         for (_, members) in groups {
-            let group: usize = members.iter().map(|r| cost(r)).sum();
+            let group: usize = members.iter().map(|r| cost[&r.id]).sum();
             let size = (members.len() * share / group).clamp(1, self.max_k);
-            calls.extend(members.chunks(size).map(<[&Request]>::to_vec));
+            for chunk in members.chunks(size) {
+                calls.push((chunk.iter().map(|r| cost[&r.id]).sum(), chunk.to_vec()));
+            }
         }
-        // the costliest calls first
-        calls.sort_by_key(|c| std::cmp::Reverse(c.iter().map(|r| cost(r)).sum::<usize>()));
+        // the costliest calls first (stable: equal costs keep the queue's order)
+        calls.sort_by_key(|(c, _)| std::cmp::Reverse(*c));
+        let calls: Vec<Vec<&Request>> = calls.into_iter().map(|(_, c)| c).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let done = Mutex::new(Vec::new());
         std::thread::scope(|scope| {

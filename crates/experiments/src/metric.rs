@@ -89,14 +89,7 @@ impl Prepared {
 /// The quality reference: O's first [`quality::REFERENCE_MAX`] rows, their Gaussian fit and
 /// k-NN radii (k = 3), in the data's scale.
 pub fn prepare_quality<V: Pixel>(o: &ImageSet<V>) -> Result<quality::Reference, MetricError> {
-    let m = o.n.min(quality::REFERENCE_MAX);
-    quality::Reference::new(
-        &o.data[..m * o.dim()],
-        m,
-        o.dim(),
-        &QualityOptions::default(),
-    )
-    .map_err(err)
+    quality::Reference::first_rows(&o.data, o.n, o.dim(), &QualityOptions::default()).map_err(err)
 }
 
 /// The quality of `g` against the prepared reference; all NaN without one or when G has no

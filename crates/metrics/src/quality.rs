@@ -625,6 +625,17 @@ impl Reference {
         })
     }
 
+    /// Prepares the first [`REFERENCE_MAX`] rows of `x` (`n x d`), or all of them when fewer.
+    pub fn first_rows<T: Value>(
+        x: &[T],
+        n: usize,
+        d: usize,
+        opts: &QualityOptions,
+    ) -> Result<Self> {
+        let m = n.min(REFERENCE_MAX);
+        Self::new(&x[..m * d], m, d, opts)
+    }
+
     pub fn len(&self) -> usize {
         self.n
     }

@@ -100,16 +100,7 @@ impl HostKernels for Flex {
         }
         let [o, c, _, _] = dims4(&weight);
         let wt = weight.to_contiguous();
-        let ws = f32s(&wt);
-        let mut flipped = vec![0f32; ws.len()];
-        for oi in 0..o {
-            for ci in 0..c {
-                for k in 0..9 {
-                    flipped[(ci * o + oi) * 9 + 8 - k] = ws[(oi * c + ci) * 9 + k];
-                }
-            }
-        }
-        let flipped = f32_tensor(flipped, Shape::new([c, o, 3, 3]));
+        let flipped = f32_tensor(flip_weight(f32s(&wt), o, c), Shape::new([c, o, 3, 3]));
         Self::conv3x3(grad, flipped)
     }
 
@@ -193,7 +184,7 @@ fn stacked_dims(what: &str, n: usize, c: usize, weight: &FlexTensor) -> ([usize;
     ([k, o, c], n / k)
 }
 
-/// Network `g`'s `(O, C, 3, 3)` weight flipped for the input gradient: `(C, O, 3, 3)` with
+/// An `(O, C, 3, 3)` weight flipped for the input gradient: `(C, O, 3, 3)` with
 /// `W'[c, o, ky, kx] = W[o, c, 2 - ky, 2 - kx]`.
 fn flip_weight(ws: &[f32], o: usize, c: usize) -> Vec<f32> {
     let mut flipped = vec![0f32; ws.len()];

@@ -152,20 +152,9 @@ impl EnsembleTrainer {
         self.step >= self.total_steps()
     }
 
-    /// Images each network sees per step right now.
-    pub fn batch(&self) -> usize {
-        self.cfgs[0].batch.min(self.n_train[0])
-    }
-
     /// Network `k`'s mean loss over its last (up to) 10 steps (NaN before the first).
     pub fn recent_loss(&self, k: usize) -> f64 {
-        let l = &self.losses[k];
-        let tail = &l[l.len().saturating_sub(10)..];
-        if tail.is_empty() {
-            f64::NAN
-        } else {
-            tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
-        }
+        recent_mean(&self.losses[k])
     }
 
     /// The next step's forward pass: each network's loss (the mean squared error over its own
@@ -206,19 +195,6 @@ impl EnsembleTrainer {
             .square()
             .reshape([k_nets, b * self.dim])
             .mean_dim(1)
-    }
-
-    /// Network `k`'s gradient of its loss at the next step (visiting order), without stepping.
-    pub fn gradients(&self, k: usize) -> Vec<Vec<f32>> {
-        let grads = self.losses_of_next_step().sum().backward();
-        let g: Vec<Vec<f32>> = grads_to_host(&self.model, &grads)
-            .into_iter()
-            .map(|g| g.expect("every parameter has a gradient"))
-            .collect();
-        self.slices(g.iter(), k)
-            .into_iter()
-            .map(<[f32]>::to_vec)
-            .collect()
     }
 
     /// One optimizer step of every network; returns their losses (before the update). A
@@ -293,25 +269,17 @@ impl EnsembleTrainer {
 
     /// Network `k`'s state as [`Trainer::state`] gives it (weights, Adam moments, EMA, step).
     pub fn state(&self, k: usize) -> crate::checkpoint::TrainingState {
-        let own = |v: &Vec<Vec<f32>>| -> Vec<Vec<f32>> {
-            self.slices(v.iter(), k)
-                .into_iter()
-                .map(<[f32]>::to_vec)
-                .collect()
-        };
+        let own =
+            |s: Vec<&[f32]>| -> Vec<Vec<f32>> { s.into_iter().map(<[f32]>::to_vec).collect() };
         crate::checkpoint::TrainingState {
             step: self.step,
-            params: self
-                .slices(self.params.iter().map(|(_, p)| p), k)
-                .into_iter()
-                .map(<[f32]>::to_vec)
-                .collect(),
+            params: own(self.slices(self.params.iter().map(|(_, p)| p), k)),
             adam: HostAdam {
                 step: self.adam.step,
-                m: own(&self.adam.m),
-                v: own(&self.adam.v),
+                m: own(self.slices(self.adam.m.iter(), k)),
+                v: own(self.slices(self.adam.v.iter(), k)),
             },
-            ema: self.ema.as_ref().map(own),
+            ema: self.ema.as_ref().map(|e| own(self.slices(e.iter(), k))),
         }
     }
 }
@@ -333,20 +301,7 @@ pub fn train_ensemble_with_snapshots(
     }
     let mut snaps = Snapshots::new(at);
     while !tr.is_done() {
-        tr.step().map_err(|e| match e {
-            TrainError::NonFinite {
-                loss,
-                step,
-                epoch,
-                kept,
-            } => TrainError::NonFinite {
-                loss,
-                step,
-                epoch,
-                kept: format!("{kept}; no weights were kept (in-memory training)"),
-            },
-            e => e,
-        })?;
+        tr.step().map_err(nothing_kept)?;
         if let Some(pb) = progress {
             pb.set_position(tr.step as u64);
         }

@@ -41,6 +41,28 @@ pub fn train_in_memory(
     train_in_memory_with_snapshots(cfg, data, device, progress, &[], &mut |_| Ok(()))
 }
 
+/// A non-finite loss of an in-memory training says that no weights were kept.
+pub(crate) fn nothing_kept(e: TrainError) -> TrainError {
+    match e {
+        TrainError::NonFinite {
+            loss,
+            step,
+            epoch,
+            kept,
+        } => TrainError::NonFinite {
+            loss,
+            step,
+            epoch,
+            kept: if kept.is_empty() {
+                "no weights were kept (in-memory training)".into()
+            } else {
+                format!("{kept}; no weights were kept (in-memory training)")
+            },
+        },
+        e => e,
+    }
+}
+
 /// Error of a snapshot callback.
 pub type SnapshotError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -65,17 +87,7 @@ pub fn train_in_memory_with_snapshots(
     let mut imgs = 0;
     let mut snaps = Snapshots::new(at);
     while !tr.is_done() {
-        let loss = tr.step().map_err(|e| match e {
-            TrainError::NonFinite {
-                loss, step, epoch, ..
-            } => TrainError::NonFinite {
-                loss,
-                step,
-                epoch,
-                kept: "no weights were kept (in-memory training)".into(),
-            },
-            e => e,
-        })?;
+        let loss = tr.step().map_err(nothing_kept)?;
         imgs += cfg.batch.min(tr.n_train);
         show(
             progress,
@@ -100,7 +112,7 @@ pub fn train_in_memory_with_snapshots(
 pub(crate) struct Snapshots<'a> {
     at: &'a [usize],
     next: usize,
-    pub(crate) seconds: f64,
+    seconds: f64,
 }
 
 impl<'a> Snapshots<'a> {

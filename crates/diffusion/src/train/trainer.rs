@@ -43,6 +43,16 @@ pub struct StepTimes {
     pub optimizer: f64,
 }
 
+/// Mean of the last (up to) 10 losses of a trace (NaN before the first).
+pub(crate) fn recent_mean(losses: &[f32]) -> f64 {
+    let tail = &losses[losses.len().saturating_sub(10)..];
+    if tail.is_empty() {
+        f64::NAN
+    } else {
+        tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
+    }
+}
+
 /// Checks the data against the config and maps it to `[-1, 1]`.
 pub(crate) fn prepare_data(cfg: &TrainConfig, data: &ImageSet) -> Result<Vec<f32>, TrainError> {
     if data.channels != cfg.channels || data.h != cfg.px || data.w != cfg.px {
@@ -173,12 +183,7 @@ impl Trainer {
     }
     /// Mean training loss over the last (up to) 10 optimizer steps (NaN before the first).
     pub fn recent_loss(&self) -> f64 {
-        let tail = &self.losses[self.losses.len().saturating_sub(10)..];
-        if tail.is_empty() {
-            f64::NAN
-        } else {
-            tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len() as f64
-        }
+        recent_mean(&self.losses)
     }
     pub fn steps_per_epoch(&self) -> usize {
         self.cfg.steps_per_epoch(self.n_train)
