@@ -443,6 +443,92 @@ fn snapshot_sweep_kill_resume_and_phase_report() {
 }
 
 #[test]
+fn loss_probe_budgets_per_n_and_sgd_leave_training_unchanged() {
+    // Budgets 2·n (8 and 16 steps) with 3 log-spaced snapshots each, SGD with momentum; the
+    // same sweep with the loss probe on must give the same rows apart from the probe columns.
+    let tmp = tempfile::tempdir().unwrap();
+    let base = TINY
+        .replace(
+            "epochs = 1\n",
+            "optimizer = \"sgd\"\nlr = 0.01\nmomentum = 0.9\n",
+        )
+        .replace(
+            "save_images = 2",
+            "save_images = 2\ntrain_steps = \"2*n\"\neval_at = \"log:2..end:3\"",
+        );
+    let run = |name: &str, text: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = write_config(&dir, text);
+        let out = dir.join("out");
+        ok(&memdiff(
+            &[
+                "sweep",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            tmp.path(),
+        ));
+        table(&out)
+    };
+    let off = run("off", &base);
+    let on = run(
+        "on",
+        &base.replace("save_images = 2", "save_images = 2\nloss_probe = 16"),
+    );
+    let hdr: Vec<&str> = off[0].split(',').collect();
+    let col = |name: &str| hdr.iter().position(|h| *h == name).unwrap();
+    let probe0 = col("loss_train_a98");
+    assert_eq!(off.len(), on.len());
+    let model = |t: &[String]| -> Vec<Vec<String>> {
+        t.iter()
+            .filter(|l| l.contains(",model,"))
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    let (a, b) = (model(&off), model(&on));
+    // n = 4: log 2..8 → 2, 4, 8; n = 8: 2..16 → 2, 6, 16 (√32 = 5.66 rounds to 6).
+    let steps: Vec<(&str, &str)> = a
+        .iter()
+        .map(|r| (r[col("n")].as_str(), r[col("train_step")].as_str()))
+        .collect();
+    assert_eq!(
+        &steps[..6],
+        &[
+            ("4", "2"),
+            ("4", "4"),
+            ("4", "8"),
+            ("4", "2"),
+            ("4", "4"),
+            ("4", "8")
+        ]
+    );
+    assert!(steps.contains(&("8", "6")) && steps.contains(&("8", "16")));
+    for (x, y) in a.iter().zip(&b) {
+        // Training, sampling and every measure are the same with the probe on.
+        assert_eq!(x[..probe0], y[..probe0]);
+        assert!(x[probe0..].iter().all(|v| v == "NaN"), "{x:?}");
+        let v: Vec<f64> = y[probe0..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!(v.iter().all(|v| v.is_finite() && *v > 0.0), "{y:?}");
+        let n: usize = x[col("n")].parse().unwrap();
+        assert_eq!(x[col("train_batch")], n.min(8).to_string());
+    }
+    // The onsets table has the onset and the loss-gap columns.
+    let onsets = std::fs::read_to_string(tmp.path().join("on/out/report/onsets.csv")).unwrap();
+    let h = onsets.lines().next().unwrap();
+    assert!(
+        h.contains("tau_onset") && h.contains("loss_gap_onset"),
+        "{h}"
+    );
+    assert!(tmp
+        .path()
+        .join("on/out/report/loss_probe_n4_gmm_px8_c1_s3.svg")
+        .is_file());
+}
+
+#[test]
 fn bad_snapshot_schedules_name_the_key() {
     let tmp = tempfile::tempdir().unwrap();
     for (eval_at, needle) in [

@@ -14,9 +14,9 @@ use memdiff_experiments::batch::{BatchRunner, Ensembler, Member};
 use memdiff_experiments::config::{Dequantize, Protocol, SweepConfig};
 use memdiff_experiments::grid::Shard;
 use memdiff_experiments::sim::BoxError;
-use memdiff_experiments::sim::Snapshot;
+use memdiff_experiments::sim::{ProbeLosses, Snapshot};
 use memdiff_experiments::{ModelJob, ModelOutput, ModelRunner, RunOptions, SweepDir};
-use memdiff_schedule::{Form, Indexing, Schedule};
+use memdiff_schedule::{probe, Form, Indexing, Schedule};
 use std::path::{Path, PathBuf};
 
 /// Run (or resume) a sweep: every simulation trains a fresh model on a fresh T and is measured
@@ -208,9 +208,22 @@ impl BurnBatch {
             &mut |tr: &EnsembleTrainer| {
                 let s0 = std::time::Instant::now();
                 let train_seconds = t0.elapsed().as_secs_f64() - sampling;
-                for (k, (job, _)) in jobs.iter().enumerate() {
+                for (k, (job, train)) in jobs.iter().enumerate() {
+                    let model = tr.sampling_model(k);
+                    let probe = match &job.held_out {
+                        Some(h) => Some(loss_probe(
+                            &model,
+                            &schedule,
+                            cfgs[k].indexing,
+                            train,
+                            h,
+                            job.probe_seed,
+                            device,
+                        )?),
+                        None => None,
+                    };
                     let generated = sample(
-                        &tr.sampling_model(k),
+                        &model,
                         &schedule,
                         job.generated,
                         &opts,
@@ -223,6 +236,7 @@ impl BurnBatch {
                         generated,
                         train_seconds,
                         loss: tr.recent_loss(k),
+                        probe,
                     });
                 }
                 sampling += s0.elapsed().as_secs_f64();
@@ -232,12 +246,45 @@ impl BurnBatch {
         let sampler = memdiff_diffusion::sample::describe(&opts, &schedule);
         Ok(snapshots
             .into_iter()
-            .map(|snapshots| ModelOutput {
+            .zip(&cfgs)
+            .zip(&data)
+            .map(|((snapshots, cfg), d)| ModelOutput {
                 snapshots,
                 sampler: sampler.clone(),
+                train_batch: cfg.batch.min(cfg.split(d.n).0),
             })
             .collect())
     }
+}
+
+/// The loss probe of one snapshot (`memdiff_schedule::probe`): the denoising loss of `model` on
+/// the training images and on the held-out ones, each with its own fixed noise.
+fn loss_probe(
+    model: &memdiff_diffusion::UNet,
+    schedule: &Schedule,
+    indexing: Indexing,
+    train: &ImageSet,
+    held_out: &ImageSet,
+    seed: u64,
+    device: &backend::Device,
+) -> Result<ProbeLosses, BoxError> {
+    let eps = memdiff_diffusion::sample::UNetEps {
+        model,
+        device: device.clone(),
+    };
+    let run = |set: &ImageSet, stream: u64| -> Result<Vec<(f64, f64)>, BoxError> {
+        let seed = memdiff_data::seed::derive_seed(seed, "set", &[stream]);
+        Ok(
+            probe::denoising_loss(&eps, schedule, indexing, &set.data, set.dim(), seed, 256)?
+                .into_iter()
+                .map(|l| (l.mean, l.se))
+                .collect(),
+        )
+    };
+    Ok(ProbeLosses {
+        train: run(train, 0)?,
+        held_out: run(held_out, 1)?,
+    })
 }
 
 /// `workers` runners sharing one [`Ensembler`]: up to `workers` networks trained per call, on

@@ -71,6 +71,46 @@ fn adam_matches_pytorch_formula() {
 }
 
 #[test]
+fn sgd_with_momentum_matches_pytorch_by_hand() {
+    // torch.optim.SGD(lr=0.1, momentum=0.95) on two scalars, three steps, worked by hand:
+    // buf1 = g1; buf_t = 0.95 buf_{t-1} + g_t; p -= 0.1 buf_t.
+    //   p0 = (1, -2); g = (0.5, -3), (0.1, 1), (-0.2, 0)
+    //   buf1 = (0.5, -3)         p1 = (0.95, -1.7)
+    //   buf2 = (0.575, -1.85)    p2 = (0.8925, -1.515)
+    //   buf3 = (0.34625, -1.7575) p3 = (0.857875, -1.33925)
+    let cfg = TrainConfig {
+        optimizer: memdiff_diffusion::train::Optimizer::Sgd,
+        lr: 0.1,
+        momentum: 0.95,
+        ..TrainConfig::default()
+    };
+    let mut params = vec![(vec![2], vec![1.0f32, -2.0])];
+    let mut opt = HostAdam::new(&params);
+    let want = [[0.95, -1.7], [0.8925, -1.515], [0.857875, -1.33925]];
+    for (g, w) in [[0.5f32, -3.0], [0.1, 1.0], [-0.2, 0.0]].iter().zip(want) {
+        opt.update(&cfg, &mut params, &[Some(g.to_vec())], None);
+        for i in 0..2 {
+            assert!(
+                (params[0].1[i] as f64 - w[i]).abs() < 1e-6,
+                "step {}: {:?} vs {w:?}",
+                opt.step,
+                params[0].1
+            );
+        }
+    }
+    for (m, w) in opt.m[0].iter().zip([0.34625, -1.7575]) {
+        assert!((*m as f64 - w).abs() < 1e-6, "buffer {m} vs {w}");
+    }
+    // A momentum outside [0, 1) is refused, naming the key.
+    let bad = TrainConfig {
+        momentum: 1.0,
+        ..cfg
+    };
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("`momentum`"), "{e}");
+}
+
+#[test]
 fn ema_follows_its_recursion() {
     let cfg = TrainConfig {
         lr: 0.01,
@@ -141,12 +181,25 @@ fn a_tiny_model_overfits_four_images() {
 
 #[test]
 fn same_seed_same_losses_and_resumed_run_continues_exactly() {
+    // Adam, and SGD with momentum (its buffer is the checkpoint's first moment).
+    for sgd in [false, true] {
+        let mut cfg = TrainConfig {
+            ema: Some(0.9),
+            val_fraction: 0.2,
+            ..tiny(4)
+        };
+        if sgd {
+            cfg.optimizer = memdiff_diffusion::train::Optimizer::Sgd;
+            cfg.lr = 0.01;
+            cfg.momentum = 0.95;
+        }
+        resumes_exactly(&cfg);
+    }
+}
+
+fn resumes_exactly(cfg: &TrainConfig) {
+    let cfg = cfg.clone();
     let (data, _) = gmm(10, 2);
-    let cfg = TrainConfig {
-        ema: Some(0.9),
-        val_fraction: 0.2,
-        ..tiny(4)
-    };
     // 8 training images, batch 4: 2 steps per epoch, 2 epochs.
     let a = train_in_memory(&cfg, &data, &dev(), None).unwrap();
     assert_eq!(a.losses.len(), 4);
@@ -320,11 +373,23 @@ fn bad_settings_name_the_field() {
 /// restored continues exactly as the run that kept going.
 #[test]
 fn device_optimizer_matches_the_host_one_and_resumes_exactly() {
+    for sgd in [false, true] {
+        let mut cfg = TrainConfig {
+            ema: Some(0.9),
+            ..tiny(4)
+        };
+        if sgd {
+            cfg.optimizer = memdiff_diffusion::train::Optimizer::Sgd;
+            cfg.lr = 0.01;
+            cfg.momentum = 0.95;
+        }
+        device_matches_host(&cfg);
+    }
+}
+
+fn device_matches_host(cfg: &TrainConfig) {
+    let cfg = cfg.clone();
     let (data, _) = gmm(10, 2);
-    let cfg = TrainConfig {
-        ema: Some(0.9),
-        ..tiny(4)
-    };
     let mut host = Trainer::new(&cfg, &data, &dev()).unwrap();
     let mut device = Trainer::new(&cfg, &data, &dev())
         .unwrap()
@@ -354,7 +419,18 @@ fn device_optimizer_matches_the_host_one_and_resumes_exactly() {
     };
     close("weights", &h.params, &d.params);
     close("adam m", &h.adam.m, &d.adam.m);
-    close("adam v", &h.adam.v, &d.adam.v);
+    if cfg.optimizer == memdiff_diffusion::train::Optimizer::Sgd {
+        // SGD keeps no second moment.
+        assert!(h
+            .adam
+            .v
+            .iter()
+            .chain(&d.adam.v)
+            .flatten()
+            .all(|&v| v == 0.0));
+    } else {
+        close("adam v", &h.adam.v, &d.adam.v);
+    }
     close("ema", h.ema.as_ref().unwrap(), d.ema.as_ref().unwrap());
 
     // Restored from its own state, the device-optimizer run continues bit for bit.

@@ -258,16 +258,83 @@ pub struct SweepConfig {
     pub train: toml::Table,
     /// Passed to the sampler (`SampleOptions`).
     pub sample: toml::Table,
-    /// Training budget in optimizer steps, the same for every n (replaces `train.epochs`: a
-    /// fixed number of epochs gives small n few steps and confounds n with training time).
-    pub train_steps: Option<usize>,
+    /// Training budget in optimizer steps (replaces `train.epochs`: a fixed number of epochs
+    /// gives small n few steps and confounds n with training time): a number, the same for
+    /// every n, or a budget that grows with n, `"A*n"` or `"max(F, A*n)"` (A·n steps, at least
+    /// F; Bonnaire et al.'s τ_mem ∝ n needs budgets ∝ n).
+    pub train_steps: Option<Budget>,
     /// Training snapshots: optimizer steps at which the current weights (the EMA weights if
     /// kept) are sampled and measured, without stopping training. `"log:A..B:K"` (K steps
-    /// spaced evenly in log between A and B, rounded) or a list `[100, 1000, 5000]`. The final
-    /// step `train_steps` is always measured. Needs `train_steps`.
+    /// spaced evenly in log between A and B, rounded; B = `end` is each unit's own budget) or a
+    /// list `[100, 1000, 5000]`. The final step (the unit's budget) is always measured. Needs
+    /// `train_steps`.
     pub eval_at: Option<EvalAt>,
+    /// The loss probe (docs/METHOD.md §7c): at every snapshot, the denoising loss at fixed
+    /// noise levels on the n training images and on this many held-out images (fresh mixture
+    /// draws; for image data, images in none of O, T and the oracle's draw), in results.csv's
+    /// `loss_*` columns and the trajectory. Off when left out. It never changes training.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_probe: Option<usize>,
     /// Thresholds of the three-way verdict (copying / generalizing / not yet trained).
     pub verdict: memdiff_metrics::summary::VerdictRule,
+}
+
+/// A training budget as written in the config (`train_steps`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Budget {
+    Steps(usize),
+    Formula(String),
+}
+
+impl Budget {
+    /// The budget in optimizer steps of a unit with `n` training images.
+    pub fn resolve(&self, n: usize) -> Result<usize, String> {
+        let steps = match self {
+            Budget::Steps(s) => *s,
+            Budget::Formula(f) => {
+                let usage = || {
+                    format!("\"{f}\" is not a budget: write a number of optimizer steps, \"A*n\" or \"max(F, A*n)\" (e.g. \"max(2000, 300*n)\")")
+                };
+                let term = |t: &str| -> Result<u128, String> {
+                    let t = t.trim();
+                    let num = |x: &str| x.trim().parse::<u128>().map_err(|_| usage());
+                    match t.split_once('*') {
+                        Some((a, b)) if b.trim() == "n" => Ok(num(a)? * n as u128),
+                        Some((a, b)) if a.trim() == "n" => Ok(num(b)? * n as u128),
+                        Some(_) => Err(usage()),
+                        None if t == "n" => Ok(n as u128),
+                        None => num(t),
+                    }
+                };
+                let f = f.trim();
+                let v = match f.strip_prefix("max(").and_then(|r| r.strip_suffix(')')) {
+                    Some(inner) => {
+                        let (a, b) = inner.split_once(',').ok_or_else(usage)?;
+                        term(a)?.max(term(b)?)
+                    }
+                    None => term(f)?,
+                };
+                usize::try_from(v)
+                    .map_err(|_| format!("\"{f}\" at n = {n} is {v} steps: too many"))?
+            }
+        };
+        if steps == 0 {
+            return Err(format!("0 optimizer steps at n = {n}: give at least 1"));
+        }
+        Ok(steps)
+    }
+
+    /// Whether the budget depends on n.
+    pub fn grows_with_n(&self) -> bool {
+        matches!(self, Budget::Formula(_))
+    }
+}
+
+impl From<usize> for Budget {
+    fn from(s: usize) -> Self {
+        Budget::Steps(s)
+    }
 }
 
 /// A snapshot schedule as written in the config.
@@ -294,7 +361,7 @@ impl EvalAt {
                 }
                 v.clone()
             }
-            EvalAt::Text(t) => parse_log_schedule(t)?,
+            EvalAt::Text(t) => parse_log_schedule(t, budget)?,
         };
         if steps.first() == Some(&0) {
             return Err("step 0 is before any training: snapshots start at step 1".into());
@@ -314,16 +381,22 @@ impl EvalAt {
     }
 }
 
-/// `log:A..B:K`: K integers spaced evenly in log from A to B (both kept), rounded, distinct.
-fn parse_log_schedule(t: &str) -> Result<Vec<usize>, String> {
+/// `log:A..B:K`: K integers spaced evenly in log from A to B (both kept), rounded, distinct;
+/// B = `end` is `budget`.
+fn parse_log_schedule(t: &str, budget: usize) -> Result<Vec<usize>, String> {
     let usage = || {
-        format!("\"{t}\" is not a schedule: write \"log:A..B:K\" (e.g. \"log:100..20000:10\") or a list of steps")
+        format!("\"{t}\" is not a schedule: write \"log:A..B:K\" (e.g. \"log:100..20000:10\"; B = end is each unit's budget) or a list of steps")
     };
     let rest = t.strip_prefix("log:").ok_or_else(usage)?;
     let (range, k) = rest.rsplit_once(':').ok_or_else(usage)?;
     let (a, b) = range.split_once("..").ok_or_else(usage)?;
     let num = |x: &str| x.trim().parse::<usize>().map_err(|_| usage());
-    let (a, b, k) = (num(a)?, num(b)?, num(k)?);
+    let b = if b.trim() == "end" {
+        Ok(budget)
+    } else {
+        num(b)
+    };
+    let (a, b, k) = (num(a)?, b?, num(k)?);
     if a == 0 {
         return Err("step 0 is before any training: snapshots start at step 1".into());
     }
@@ -388,6 +461,7 @@ impl Default for SweepConfig {
             sample: toml::Table::new(),
             train_steps: None,
             eval_at: None,
+            loss_probe: None,
             verdict: Default::default(),
         }
     }
@@ -555,8 +629,10 @@ impl SweepConfig {
         if !(self.gmm.sigma > 0.0 && self.gmm.sigma.is_finite()) {
             return Err(bad("gmm.sigma", "must be a positive number"));
         }
-        if self.train_steps == Some(0) {
-            return Err(bad("train_steps", "0 optimizer steps: give at least 1"));
+        if let Some(b) = &self.train_steps {
+            for &n in &self.n {
+                b.resolve(n).map_err(|m| bad("train_steps", m))?;
+            }
         }
         if self.train_steps.is_some()
             && (self.train.contains_key("epochs") || self.train.contains_key("max_steps"))
@@ -567,13 +643,29 @@ impl SweepConfig {
             ));
         }
         if let Some(e) = &self.eval_at {
-            let budget = self.train_steps.ok_or_else(|| {
+            let budget = self.train_steps.as_ref().ok_or_else(|| {
                 bad(
                     "eval_at",
                     "snapshots need a budget in optimizer steps: set train_steps",
                 )
             })?;
-            e.resolve(budget).map_err(|m| bad("eval_at", m))?;
+            for &n in &self.n {
+                let b = budget.resolve(n).map_err(|m| bad("train_steps", m))?;
+                e.resolve(b)
+                    .map_err(|m| bad("eval_at", format!("at n = {n}: {m}")))?;
+            }
+        }
+        if self.loss_probe == Some(0) {
+            return Err(bad(
+                "loss_probe",
+                "0 held-out images: leave the key out, or give at least 2",
+            ));
+        }
+        if self.loss_probe.is_some() && !self.has_model() {
+            return Err(bad(
+                "loss_probe",
+                "the loss probe measures the network: add \"model\" to generators",
+            ));
         }
         if self.pair && !self.has_model() {
             return Err(bad(
@@ -615,10 +707,17 @@ impl SweepConfig {
         }
     }
 
-    /// The optimizer steps at which model rows are measured: the resolved `eval_at`, or just
-    /// `train_steps`, or empty (the end of an epoch-based training).
-    pub fn snapshots(&self) -> Vec<usize> {
-        match (self.train_steps, &self.eval_at) {
+    /// The training budget in optimizer steps of a unit with `n` training images (`None`:
+    /// epoch-based training). Validated configs resolve for every n of the grid.
+    pub fn budget(&self, n: usize) -> Option<usize> {
+        self.train_steps.as_ref().and_then(|b| b.resolve(n).ok())
+    }
+
+    /// The optimizer steps at which the model rows of a unit with `n` training images are
+    /// measured: the resolved `eval_at`, or just the budget, or empty (the end of an
+    /// epoch-based training).
+    pub fn snapshots(&self, n: usize) -> Vec<usize> {
+        match (self.budget(n), &self.eval_at) {
             (Some(b), Some(e)) => e.resolve(b).unwrap_or_else(|_| vec![b]),
             (Some(b), None) => vec![b],
             _ => Vec::new(),
@@ -743,6 +842,7 @@ mod tests {
         for name in [
             "quick",
             "memorization",
+            "tau-scaling",
             "mnist-memorization",
             "mnist",
             "paper-gmm-d64",
@@ -755,7 +855,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("configs/{name}.toml: {e}"));
             if name == "memorization" {
                 // log:500..12000:6 -> 500 * 24^(i/5), rounded.
-                assert_eq!(c.snapshots(), vec![500, 944, 1783, 3366, 6355, 12000]);
+                assert_eq!(c.snapshots(2), vec![500, 944, 1783, 3366, 6355, 12000]);
             }
         }
     }
@@ -766,10 +866,10 @@ mod tests {
             parse_toml("train_steps = 20000\neval_at = \"log:100..20000:4\"").unwrap();
         c.validate().unwrap();
         // 100 * 200^(i/3): 100, 585, 3420, 20000.
-        assert_eq!(c.snapshots(), vec![100, 585, 3420, 20000]);
+        assert_eq!(c.snapshots(10), vec![100, 585, 3420, 20000]);
         let mut c: SweepConfig = parse_toml("train_steps = 500\neval_at = [10, 100]").unwrap();
         c.validate().unwrap();
-        assert_eq!(c.snapshots(), vec![10, 100, 500]);
+        assert_eq!(c.snapshots(10), vec![10, 100, 500]);
         for (text, needle) in [
             ("train_steps = 500\neval_at = []", "empty"),
             (
@@ -797,12 +897,50 @@ mod tests {
     }
 
     #[test]
+    fn budgets_that_grow_with_n_resolve_per_unit_with_their_own_snapshots() {
+        let mut c: SweepConfig = parse_toml(
+            "n = [4, 64]\ntrain_steps = \"max(1000, 300*n)\"\neval_at = \"log:10..end:3\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        // n = 4: max(1000, 1200) = 1200; n = 64: 19200. log 10..B, 3 points: 10, sqrt(10 B), B.
+        assert_eq!((c.budget(4), c.budget(64)), (Some(1200), Some(19200)));
+        assert_eq!(c.snapshots(4), vec![10, 110, 1200]);
+        assert_eq!(c.snapshots(64), vec![10, 438, 19200]);
+        let c: SweepConfig = parse_toml("train_steps = \"max(5000, 3 * n)\"").unwrap();
+        assert_eq!((c.budget(10), c.budget(2000)), (Some(5000), Some(6000)));
+        let c: SweepConfig = parse_toml("train_steps = \"n*7\"").unwrap();
+        assert_eq!(c.budget(3), Some(21));
+        // A number stays a number when written back (old sweeps' fingerprints are unchanged).
+        let c: SweepConfig = parse_toml("train_steps = 12000").unwrap();
+        assert!(c.fingerprint().contains("train_steps = 12000\n"));
+        for (text, needle) in [
+            ("train_steps = \"300*m\"", "not a budget"),
+            ("train_steps = \"max(300*n)\"", "not a budget"),
+            ("train_steps = \"0*n\"", "0 optimizer steps at n = 10"),
+        ] {
+            let mut c: SweepConfig = parse_toml(text).unwrap();
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.field, "train_steps", "{text}: {e}");
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
+        // A fixed step beyond the smallest unit's budget names that n.
+        let mut c: SweepConfig =
+            parse_toml("n = [4, 64]\ntrain_steps = \"300*n\"\neval_at = [2000]").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("at n = 4: step 2000 is beyond the budget of 1200"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_pair_config_loads_and_pair_defaults_to_off() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/pair.toml");
         let mut c: SweepConfig = memdiff_data::config::load_toml(Path::new(path)).unwrap();
         c.validate().unwrap();
         assert!(c.pair && c.has_model());
-        assert_eq!(c.snapshots().last(), Some(&12000));
+        assert_eq!(c.snapshots(c.n[0]).last(), Some(&12000));
         assert!(!SweepConfig::default().pair);
         // pair is part of the fingerprint: a folder run without it is not resumed with it.
         let mut off = c.clone();

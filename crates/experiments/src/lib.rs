@@ -8,11 +8,14 @@
 //! - [`store`]: the sweep folder (one atomic file per finished unit, results.csv, merge);
 //! - [`probe`]: one training run measured at snapshots (`memdiff train --eval-at`);
 //! - [`batch`]: the sweep's networks trained as batched ensembles ([`batch::Ensembler`]);
+//! - [`trajectory`]: memorization along training (onsets, slopes, the loss probe); [`axes`]: s
+//!   and C as axes of it (the best s per n, η per snapshot);
 //! - [`run`]: the driver; [`report`] and [`plots`]: the aggregated table and figures;
 //!   [`html`]: the report as one page.
 //!
 //! No deep-learning framework here: the binary implements [`sim::ModelRunner`] over burn.
 
+pub mod axes;
 pub mod batch;
 pub mod config;
 pub mod grid;

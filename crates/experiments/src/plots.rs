@@ -192,6 +192,7 @@ pub fn plot_all(rep: &Report, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
     for t in &rep.trajectories {
         files.extend(trajectory_plots(t, out)?);
     }
+    files.extend(axes_plots(rep, out)?);
     for (k, rows) in &panels {
         files.extend(p_plot(k, rows, false).save(&out.join(file_stem(k, "p_delta_vs_n")))?);
         files.extend(p_plot(k, rows, true).save(&out.join(file_stem(k, "p_delta_u_vs_n")))?);
@@ -300,6 +301,95 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
     );
     files.extend(p.save(&out.join(format!("f_mem_vs_step_{stem}")))?);
 
+    // The collapse (Bonnaire et al.'s Fig. 2 inset): f_mem over its largest value per n, against
+    // step / n and against step; curves that rise together against step / n say τ ∝ n.
+    for (x_over_n, name, x_label) in [
+        (true, "collapse_vs_step_over_n", "optimizer step / n"),
+        (false, "collapse_vs_step", "optimizer step"),
+    ] {
+        let mut p = LinePlot::new(
+            format!("f_mem / max f_mem along training — {label}"),
+            x_label,
+            "f_mem / its largest value at that n",
+        );
+        p.log_x = true;
+        p.y_range = Some((-0.02, 1.02));
+        p.legend = LegendPos::UpperLeft;
+        let mut any = false;
+        for (i, n) in ns.iter().enumerate() {
+            let c: Vec<_> = t.cells.iter().filter(|c| c.n == *n).collect();
+            let top = c.iter().map(|c| c.f_mem).fold(0.0, f64::max);
+            if top <= 0.0 {
+                continue;
+            }
+            any = true;
+            let pts = c
+                .iter()
+                .map(|c| {
+                    let x = c.train_step as f64;
+                    (if x_over_n { x / *n as f64 } else { x }, c.f_mem / top)
+                })
+                .collect();
+            p.series.push(
+                Series::line_and_points(format!("n = {n} (max {top:.2})"), pts).with_color(i),
+            );
+        }
+        if any {
+            files.extend(p.save(&out.join(format!("{name}_{stem}")))?);
+        }
+    }
+
+    // The loss probe per n: training and held-out denoising loss at ᾱ ≈ 0.98 against step.
+    for (i, n) in ns.iter().enumerate() {
+        let c: Vec<_> = t
+            .cells
+            .iter()
+            .filter(|c| c.n == *n && c.probe[0].0.is_finite())
+            .collect();
+        if c.is_empty() {
+            continue;
+        }
+        let mut p = LinePlot::new(
+            format!("denoising loss at ᾱ ≈ 0.98, n = {n} — {label}"),
+            "optimizer step",
+            "mean (ε̂ − ε)² per pixel, ± 2 s.e.",
+        );
+        p.log_x = true;
+        p.legend = LegendPos::LowerLeft;
+        let band = |f: fn(&(f64, f64, f64, f64)) -> (f64, f64)| {
+            c.iter()
+                .map(|c| {
+                    let (m, se) = f(&c.probe[0]);
+                    (c.train_step as f64, m - 2.0 * se, m + 2.0 * se)
+                })
+                .collect::<Vec<_>>()
+        };
+        let line = |f: fn(&(f64, f64, f64, f64)) -> (f64, f64)| {
+            c.iter()
+                .map(|c| (c.train_step as f64, f(&c.probe[0]).0))
+                .collect::<Vec<_>>()
+        };
+        let train = |p: &(f64, f64, f64, f64)| (p.0, p.1);
+        let held = |p: &(f64, f64, f64, f64)| (p.2, p.3);
+        p.series.push(
+            Series::line_and_points("training images", line(train))
+                .with_band(band(train))
+                .with_color(i),
+        );
+        p.series.push(
+            Series::line_and_points("held-out images", line(held))
+                .with_band(band(held))
+                .dashed()
+                .with_color(7),
+        );
+        if let Some(o) = t.onsets.iter().find(|o| o.n == *n) {
+            if let Some(g) = o.gap_onset {
+                p.title.push_str(&format!(" (gap from step {g})"));
+            }
+        }
+        files.extend(p.save(&out.join(format!("loss_probe_n{n}_{stem}")))?);
+    }
+
     // Sample quality along training: Fréchet distance over the oracle's per n (the reading's
     // quality), with the tolerance line, when measured.
     if t.cells.iter().any(|c| c.frechet_vs_oracle.is_finite()) {
@@ -336,20 +426,49 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
         files.extend(q.save(&out.join(format!("quality_vs_step_{stem}")))?);
     }
 
+    // Budgets that grow with n: columns are each n's own snapshots, in order (step in the cell).
+    let snap_index = |c: &crate::trajectory::Cell| {
+        if t.shared_steps {
+            steps.iter().position(|s| *s == c.train_step).unwrap_or(0)
+        } else {
+            t.cells
+                .iter()
+                .filter(|d| d.n == c.n && d.train_step < c.train_step)
+                .count()
+        }
+    };
+    let snaps_per_n = ns
+        .iter()
+        .map(|n| t.cells.iter().filter(|c| c.n == *n).count())
+        .max()
+        .unwrap_or(0);
+    let cols = if t.shared_steps {
+        steps.len()
+    } else {
+        snaps_per_n
+    };
     let mut h = HeatMap {
         title: format!("Phase diagram — {label}: f_mem · E_OG/oracle · Fréchet/oracle · reading"),
-        x_label: "optimizer step   (C copying, G generalizing, U not yet trained; copying framed)"
-            .into(),
+        x_label: if t.shared_steps {
+            "optimizer step   (C copying, G generalizing, U not yet trained; copying framed)".into()
+        } else {
+            "each n's own snapshots in order (@ step)   (C copying, G generalizing, U not yet trained)"
+                .into()
+        },
         y_label: "training-set size n".into(),
-        x_ticks: steps.iter().map(|s| s.to_string()).collect(),
+        x_ticks: if t.shared_steps {
+            steps.iter().map(|s| s.to_string()).collect()
+        } else {
+            (1..=snaps_per_n).map(|i| format!("#{i}")).collect()
+        },
         y_ticks: ns.iter().map(|n| n.to_string()).collect(),
         cells: Vec::new(),
         framed: Vec::new(),
-        size: (140 + 110 * steps.len() as u32, 130 + 70 * ns.len() as u32),
+        size: (140 + 110 * cols as u32, 130 + 70 * ns.len() as u32),
     };
     h.size.0 = h.size.0.max(700);
     for c in &t.cells {
-        let x = steps.iter().position(|s| *s == c.train_step).unwrap_or(0);
+        let x = snap_index(c);
         let y = ns.iter().position(|n| *n == c.n).unwrap_or(0);
         let ratio = if c.e_og_vs_oracle.is_finite() {
             format!("{:.1}x", c.e_og_vs_oracle)
@@ -365,7 +484,16 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
             x,
             y,
             c.f_mem,
-            format!("{:.2}\n{ratio}{prec} {}", c.f_mem, short(&c.verdict)),
+            if t.shared_steps {
+                format!("{:.2}\n{ratio}{prec} {}", c.f_mem, short(&c.verdict))
+            } else {
+                format!(
+                    "{:.2} @{}\n{ratio}{prec} {}",
+                    c.f_mem,
+                    c.train_step,
+                    short(&c.verdict)
+                )
+            },
         ));
         if c.verdict == "copying" {
             h.framed.push((x, y));
@@ -373,60 +501,317 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
     }
     files.extend(h.save(&out.join(format!("phase_{stem}")))?);
 
-    let reached: Vec<_> = t.onsets.iter().filter(|o| o.tau_mem.is_some()).collect();
-    if !reached.is_empty() {
+    let any = t
+        .onsets
+        .iter()
+        .any(|o| o.tau_mem.is_some() || o.tau_onset.is_some());
+    if any {
         let mut p = LinePlot::new(
-            format!("τ_mem vs n — {label}"),
+            format!("τ_onset, τ_mem, τ_gen vs n — {label}"),
             "training-set size n",
-            format!("τ_mem: first step with f_mem ≥ {}", t.threshold),
+            format!(
+                "optimizer step: f_mem ≥ {} (onset), ≥ {} (τ_mem)",
+                t.onset_fraction, t.threshold
+            ),
         );
         p.log_x = true;
         p.log_y = true;
         p.legend = LegendPos::UpperLeft;
-        let pts: Vec<(f64, f64)> = reached
+        let mut first: Option<(f64, f64)> = None;
+        let n_max = t.onsets.iter().map(|o| o.n as f64).fold(0.0, f64::max);
+        type Pick = fn(&crate::trajectory::Onset) -> (Option<f64>, Option<f64>, Option<f64>);
+        let kinds: [(&str, Pick, &Option<crate::trajectory::Slope>, usize); 2] = [
+            (
+                "τ_onset",
+                |o| (o.tau_onset, o.tau_onset_lo, o.tau_onset_hi),
+                &t.slope_onset,
+                2,
+            ),
+            (
+                "τ_mem",
+                |o| (o.tau_mem, o.tau_mem_lo, o.tau_mem_hi),
+                &t.slope,
+                0,
+            ),
+        ];
+        for (name, pick, slope, color) in kinds {
+            let reached: Vec<_> = t.onsets.iter().filter(|o| pick(o).0.is_some()).collect();
+            if reached.is_empty() {
+                continue;
+            }
+            let pts: Vec<(f64, f64)> = reached
+                .iter()
+                .map(|o| (o.n as f64, pick(o).0.unwrap()))
+                .collect();
+            first.get_or_insert(pts[0]);
+            let band = reached
+                .iter()
+                .map(|o| {
+                    let (v, lo, hi) = pick(o);
+                    let v = v.unwrap();
+                    (o.n as f64, lo.unwrap_or(v), hi.unwrap_or(v))
+                })
+                .collect();
+            p.series.push(
+                Series::points(format!("{name} (95 % bootstrap)"), pts)
+                    .with_band(band)
+                    .with_color(color),
+            );
+            if let Some(sl) = slope {
+                // The least-squares line through the fitted points' log-means.
+                let fitted: Vec<(f64, f64)> = reached
+                    .iter()
+                    .filter(|o| name != "τ_onset" || o.beyond_gen)
+                    .map(|o| (o.n as f64, pick(o).0.unwrap()))
+                    .collect();
+                if let (Some(a), Some(b)) = (fitted.first(), fitted.last()) {
+                    let m = fitted.len() as f64;
+                    let mx = fitted.iter().map(|p| p.0.ln()).sum::<f64>() / m;
+                    let my = fitted.iter().map(|p| p.1.ln()).sum::<f64>() / m;
+                    let at = |n: f64| (my + sl.slope * (n.ln() - mx)).exp();
+                    p.series.push(
+                        Series::line(
+                            format!(
+                                "{name} fit: slope {:.2} [{:.2}, {:.2}]",
+                                sl.slope, sl.lo, sl.hi
+                            ),
+                            vec![(a.0, at(a.0)), (b.0, at(b.0))],
+                        )
+                        .with_color(color),
+                    );
+                }
+            }
+        }
+        let gen: Vec<(f64, f64)> = t
+            .onsets
             .iter()
-            .map(|o| (o.n as f64, o.tau_mem.unwrap()))
+            .filter_map(|o| o.tau_gen.map(|g| (o.n as f64, g as f64)))
             .collect();
-        let band = reached
-            .iter()
-            .map(|o| {
-                let v = o.tau_mem.unwrap();
-                (
-                    o.n as f64,
-                    o.tau_mem_lo.unwrap_or(v),
-                    o.tau_mem_hi.unwrap_or(v),
-                )
-            })
-            .collect();
-        p.series.push(
-            Series::points("τ_mem (95 % bootstrap)", pts.clone())
-                .with_band(band)
-                .with_color(0),
-        );
-        let (n0, t0) = pts[0];
-        let n1 = reached.last().map_or(n0, |o| o.n as f64);
-        if let Some(sl) = &t.slope {
-            // The least-squares line through the points' log-means.
-            let mx = pts.iter().map(|p| p.0.ln()).sum::<f64>() / pts.len() as f64;
-            let my = pts.iter().map(|p| p.1.ln()).sum::<f64>() / pts.len() as f64;
-            let at = |n: f64| (my + sl.slope * (n.ln() - mx)).exp();
+        if !gen.is_empty() {
+            p.series
+                .push(Series::points("τ_gen (data's quality)", gen).with_color(3));
+        }
+        if let Some((n0, t0)) = first {
             p.series.push(
                 Series::line(
-                    format!("fit: slope {:.2} [{:.2}, {:.2}]", sl.slope, sl.lo, sl.hi),
-                    vec![(n0, at(n0)), (n1, at(n1))],
+                    "slope 1 (Bonnaire et al.)",
+                    vec![(n0, t0), (n_max, t0 * n_max / n0)],
                 )
-                .with_color(1),
+                .dashed()
+                .with_color(7),
             );
         }
-        p.series.push(
-            Series::line(
-                "slope 1 (Bonnaire et al.)",
-                vec![(n0, t0), (n1, t0 * n1 / n0)],
-            )
-            .dashed()
-            .with_color(7),
-        );
         files.extend(p.save(&out.join(format!("tau_mem_vs_n_{stem}")))?);
+    }
+    Ok(files)
+}
+
+/// The s-axis figures (per n: f_mem and quality against s at the budget; τ against s; the
+/// (s, step) phase diagram) and η along training against C.
+pub fn axes_plots(rep: &Report, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut files = Vec::new();
+    for a in &rep.s_axes {
+        let stem = a.key.stem();
+        let label = a.key.label();
+        let plain = crate::axes::plain_sampler(&a.points);
+        let on_plain: Vec<_> = a.points.iter().filter(|p| p.sampler == plain).collect();
+        let others: Vec<_> = a.points.iter().filter(|p| p.sampler != plain).collect();
+        let mut p = LinePlot::new(
+            format!("n = {} at the budget, against s — {label}", a.n),
+            "diffusion steps s (trained and sampled with)",
+            "f_mem (Wilson 95 %)   ·   quality = oracle's Fréchet / model's",
+        );
+        p.log_x = true;
+        p.y_range = Some((-0.02, 1.05));
+        p.legend = LegendPos::UpperLeft;
+        p.series.push(
+            Series::line_and_points(
+                "f_mem",
+                on_plain.iter().map(|q| (q.s as f64, q.f_mem)).collect(),
+            )
+            .with_band(
+                on_plain
+                    .iter()
+                    .map(|q| (q.s as f64, q.f_mem_lo, q.f_mem_hi))
+                    .collect(),
+            )
+            .with_color(0),
+        );
+        let quality: Vec<(f64, f64)> = on_plain
+            .iter()
+            .filter(|q| q.quality().is_finite() && q.quality() > 0.0)
+            .map(|q| (q.s as f64, 1.0 / q.quality()))
+            .collect();
+        if !quality.is_empty() {
+            p.series
+                .push(Series::line_and_points("quality (1 = the oracle's)", quality).with_color(2));
+        }
+        for (j, q) in others.iter().enumerate() {
+            p.series.push(
+                Series::points(
+                    format!("{}: f_mem", q.name(&plain)),
+                    vec![(q.s as f64, q.f_mem)],
+                )
+                .with_color(4 + j),
+            );
+            if q.quality().is_finite() && q.quality() > 0.0 {
+                p.series.push(
+                    Series::points(
+                        format!("{}: quality", q.name(&plain)),
+                        vec![(q.s as f64, 1.0 / q.quality())],
+                    )
+                    .with_color(5 + j),
+                );
+            }
+        }
+        files.extend(p.save(&out.join(format!("s_axis_n{}_{stem}", a.n)))?);
+    }
+    // τ_onset and τ_mem against s, one line per n.
+    let mut by_key: BTreeMap<&crate::axes::AxisKey, Vec<&crate::axes::SAxis>> = BTreeMap::new();
+    for a in &rep.s_axes {
+        by_key.entry(&a.key).or_default().push(a);
+    }
+    for (key, axes) in by_key {
+        let mut p = LinePlot::new(
+            format!("onsets against s — {}", key.label()),
+            "diffusion steps s",
+            "optimizer step: τ_onset (solid), τ_mem (dashed)",
+        );
+        p.log_x = true;
+        p.log_y = true;
+        p.legend = LegendPos::UpperLeft;
+        for (i, a) in axes.iter().enumerate() {
+            let plain = crate::axes::plain_sampler(&a.points);
+            let pts = |f: fn(&crate::axes::SPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+                a.points
+                    .iter()
+                    .filter(|q| q.sampler == plain)
+                    .filter_map(|q| f(q).map(|v| (q.s as f64, v)))
+                    .collect()
+            };
+            let on = pts(|q| q.tau_onset);
+            if !on.is_empty() {
+                p.series.push(
+                    Series::line_and_points(format!("n = {}: τ_onset", a.n), on).with_color(i),
+                );
+            }
+            let mem = pts(|q| q.tau_mem);
+            if !mem.is_empty() {
+                p.series.push(
+                    Series::line_and_points(format!("n = {}: τ_mem", a.n), mem)
+                        .dashed()
+                        .with_color(i),
+                );
+            }
+        }
+        if !p.series.is_empty() {
+            files.extend(p.save(&out.join(format!("tau_vs_s_{}", key.stem())))?);
+        }
+        // The (s, step) phase diagram per n, from the trajectories of this key.
+        for a in &axes {
+            let ts: Vec<&Trajectory> = rep
+                .trajectories
+                .iter()
+                .filter(|t| {
+                    let f = &t.family;
+                    f.data == key.data
+                        && f.px == key.px
+                        && f.protocol == key.protocol
+                        && f.components == key.components
+                })
+                .collect();
+            let mut steps: Vec<u64> = ts
+                .iter()
+                .flat_map(|t| t.cells.iter().filter(|c| c.n == a.n).map(|c| c.train_step))
+                .collect();
+            steps.sort_unstable();
+            steps.dedup();
+            let rows: Vec<(String, &Trajectory)> = ts
+                .iter()
+                .map(|t| {
+                    let plain = crate::axes::plain_sampler(&a.points);
+                    let name = if t.family.sampler == plain {
+                        format!("s = {}", t.family.steps)
+                    } else {
+                        format!("s = {} ({})", t.family.steps, t.family.sampler)
+                    };
+                    (name, *t)
+                })
+                .collect();
+            let mut h = HeatMap {
+                title: format!("Phase diagram over (s, step), n = {} — {}", a.n, key.label()),
+                x_label: "optimizer step   (C copying, G generalizing, U not yet trained; copying framed)"
+                    .into(),
+                y_label: "diffusion steps s".into(),
+                x_ticks: steps.iter().map(|s| s.to_string()).collect(),
+                y_ticks: rows.iter().map(|r| r.0.clone()).collect(),
+                cells: Vec::new(),
+                framed: Vec::new(),
+                size: (
+                    (140 + 110 * steps.len() as u32).max(700),
+                    130 + 70 * rows.len() as u32,
+                ),
+            };
+            for (y, (_, t)) in rows.iter().enumerate() {
+                for c in t.cells.iter().filter(|c| c.n == a.n) {
+                    let x = steps.iter().position(|s| *s == c.train_step).unwrap_or(0);
+                    h.cells.push((
+                        x,
+                        y,
+                        c.f_mem,
+                        format!("{:.2}\n{}", c.f_mem, short(&c.verdict)),
+                    ));
+                    if c.verdict == "copying" {
+                        h.framed.push((x, y));
+                    }
+                }
+            }
+            files.extend(h.save(&out.join(format!("phase_s_n{}_{}", a.n, key.stem())))?);
+        }
+    }
+    // η along training, one line per (C, s), where the sweep has several C.
+    let cs: std::collections::BTreeSet<u32> =
+        rep.eta_steps.iter().map(|e| e.key.components).collect();
+    if cs.len() >= 2 {
+        let mut lines: BTreeMap<(String, u32, u32, String), Vec<&crate::axes::EtaPoint>> =
+            BTreeMap::new();
+        for e in rep.eta_steps.iter().filter(|e| e.eta.is_finite()) {
+            lines
+                .entry((e.key.data.clone(), e.key.px, e.s, e.sampler.clone()))
+                .or_default();
+            lines
+                .entry((e.key.data.clone(), e.key.px, e.s, e.sampler.clone()))
+                .or_default()
+                .push(e);
+        }
+        for ((data, px, s_steps, _), pts) in lines {
+            let mut p = LinePlot::new(
+                format!("η along training against C — {data} px {px} s {s_steps}"),
+                "optimizer step",
+                "η = −ln(1 − E_OG(n_large)/E_OG(n_small)), 95 %",
+            );
+            p.log_x = true;
+            p.legend = LegendPos::UpperRight;
+            let mut by_c: BTreeMap<u32, Vec<&crate::axes::EtaPoint>> = BTreeMap::new();
+            for e in pts {
+                by_c.entry(e.key.components).or_default().push(e);
+            }
+            for (i, (c, v)) in by_c.iter().enumerate() {
+                p.series.push(
+                    Series::line_and_points(
+                        format!("C = {c}"),
+                        v.iter().map(|e| (e.train_step as f64, e.eta)).collect(),
+                    )
+                    .with_band(
+                        v.iter()
+                            .map(|e| (e.train_step as f64, e.lo, e.hi))
+                            .collect(),
+                    )
+                    .with_color(i),
+                );
+            }
+            files.extend(p.save(&out.join(format!("eta_vs_step_{data}_px{px}_s{s_steps}")))?);
+        }
     }
     Ok(files)
 }

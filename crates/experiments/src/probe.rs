@@ -105,10 +105,11 @@ impl ProbeSettings {
         }
         self.verdict.validate().map_err(|(field, message)| {
             setting(
-                if field == "verdict.copy_fraction" {
-                    "eval.verdict.copy_fraction"
-                } else {
-                    "eval.verdict.quality_tolerance"
+                match field {
+                    "verdict.copy_fraction" => "eval.verdict.copy_fraction",
+                    "verdict.onset_fraction" => "eval.verdict.onset_fraction",
+                    "verdict.frechet_tolerance" => "eval.verdict.frechet_tolerance",
+                    _ => "eval.verdict.quality_tolerance",
                 },
                 message,
             )

@@ -128,6 +128,9 @@ pub struct Report {
     pub eta: Vec<EtaRow>,
     /// Memorization along training (sweeps with several snapshots only).
     pub trajectories: Vec<Trajectory>,
+    /// s as an axis (several s or samplers along training) and η per snapshot.
+    pub s_axes: Vec<crate::axes::SAxis>,
+    pub eta_steps: Vec<crate::axes::EtaPoint>,
     pub rule: VerdictRule,
 }
 
@@ -274,10 +277,14 @@ pub fn aggregate(rows: &[SimRow], rule: &VerdictRule) -> Report {
         })
         .collect();
     let trajectories = trajectory::trajectories(rows, &groups, rule);
+    let s_axes = crate::axes::s_axis(&trajectories);
+    let eta_steps = crate::axes::eta_along_training(&groups);
     Report {
         rows: out,
         eta,
         trajectories,
+        s_axes,
+        eta_steps,
         rule: *rule,
     }
 }
@@ -373,6 +380,7 @@ pub fn markdown(rep: &Report) -> String {
     for t in &rep.trajectories {
         trajectory_markdown(&mut s, t, &rep.rule);
     }
+    axes_markdown(&mut s, rep);
     if !rep.eta.is_empty() {
         s.push_str("\n### η = −ln(1 − E_OG(n_large) / E_OG(n_small)) (smaller is better)\n\n");
         s.push_str("| data | protocol | C | s | generator | n_small | n_large | E_OG(n_small) | E_OG(n_large) | η |\n");
@@ -430,6 +438,74 @@ fn opt_step(x: Option<f64>) -> String {
     x.map_or("–".into(), |v| format!("{v:.0}"))
 }
 
+/// The s-axis sections (quality and f_mem against s per n, the answer per n) and η along
+/// training against C.
+fn axes_markdown(s: &mut String, rep: &Report) {
+    let mut last_key = None;
+    for a in &rep.s_axes {
+        if last_key != Some(&a.key) {
+            last_key = Some(&a.key);
+            let _ = writeln!(
+                s,
+                "\n### Diffusion steps s along training: {} (protocol {})\n\nEach network trained and sampled with its own s, read at its budget (the last snapshot): f_mem [95 % CI] · Fréchet/oracle · E_OG/oracle · reading, and the onsets. The answer per n: the s with the best quality (smallest Fréchet distance over the oracle's) among those whose samples do not copy.\n",
+                a.key.label(),
+                a.key.protocol
+            );
+            s.push_str("| n | s | step | f_mem [95 % CI] | Fréchet / oracle | E_OG / oracle | reading | τ_onset | τ_mem |\n| ---: | --- | ---: | --- | ---: | ---: | --- | ---: | ---: |\n");
+        }
+        let plain = crate::axes::plain_sampler(&a.points);
+        for (i, p) in a.points.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "| {} | {}{} | {} | {:.2} [{:.2}, {:.2}] | {} | {} | {} | {} | {} |",
+                a.n,
+                p.name(&plain),
+                if a.best == Some(i) { " **best**" } else { "" },
+                p.train_step,
+                p.f_mem,
+                p.f_mem_lo,
+                p.f_mem_hi,
+                fnum(p.frechet_vs_oracle),
+                fnum(p.e_og_vs_oracle),
+                p.reading,
+                opt_step(p.tau_onset),
+                opt_step(p.tau_mem)
+            );
+        }
+    }
+    if !rep.s_axes.is_empty() {
+        s.push('\n');
+        for a in &rep.s_axes {
+            let _ = writeln!(s, "- {}", a.answer);
+        }
+    }
+    // η along training: only where the sweep has several C (seed 000's "η grows with C").
+    let cs: std::collections::BTreeSet<u32> =
+        rep.eta_steps.iter().map(|e| e.key.components).collect();
+    if cs.len() >= 2 {
+        s.push_str("\n### η along training against C\n\nη = −ln(1 − E_OG(n_large) / E_OG(n_small)) at each snapshot step (smaller is better), 95 % interval from the two means' standard errors (delta method):\n\n| data | C | s | step | n_small | n_large | E_OG(n_small) | E_OG(n_large) | η [95 % CI] |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+        for e in &rep.eta_steps {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                e.key.data,
+                e.key.components,
+                e.s,
+                e.train_step,
+                e.n_small,
+                e.n_large,
+                fnum(e.e_og_small),
+                fnum(e.e_og_large),
+                if e.eta.is_nan() {
+                    "undefined (ratio ≥ 1)".to_string()
+                } else {
+                    format!("{:.3} [{:.3}, {:.3}]", e.eta, e.lo, e.hi)
+                }
+            );
+        }
+    }
+}
+
 /// The "memorization along training" section of one family.
 fn trajectory_markdown(s: &mut String, t: &Trajectory, rule: &VerdictRule) {
     let f = &t.family;
@@ -442,84 +518,162 @@ fn trajectory_markdown(s: &mut String, t: &Trajectory, rule: &VerdictRule) {
     let mut steps: Vec<u64> = t.cells.iter().map(|c| c.train_step).collect();
     steps.sort_unstable();
     steps.dedup();
-    let _ = writeln!(
-        s,
-        "f_mem [95 % CI] · E_OG/oracle · Fréchet/oracle · precision (oracle's) · reading, per training-set size n (rows) and optimizer step (columns):\n"
-    );
-    s.push_str("| n |");
-    for st in &steps {
-        let _ = write!(s, " {st} |");
-    }
-    s.push_str("\n| ---: |");
-    for _ in &steps {
-        s.push_str(" --- |");
-    }
-    s.push('\n');
+    let cell_text = |c: &trajectory::Cell| {
+        format!(
+            "{:.2} [{:.2}, {:.2}] · {} · {} · {} · {}",
+            c.f_mem,
+            c.f_mem_lo,
+            c.f_mem_hi,
+            fnum(c.e_og_vs_oracle),
+            fnum(c.frechet_vs_oracle),
+            if c.precision.is_nan() {
+                "–".to_string()
+            } else {
+                format!("{:.2} ({})", c.precision, fnum(c.oracle_precision))
+            },
+            c.verdict
+        )
+    };
     let mut ns: Vec<u64> = t.cells.iter().map(|c| c.n).collect();
     ns.dedup();
-    for n in ns {
-        let _ = write!(s, "| {n} |");
+    let probed = t.cells.iter().any(|c| c.probe[0].0.is_finite());
+    if t.shared_steps && !probed {
+        let _ = writeln!(
+            s,
+            "f_mem [95 % CI] · E_OG/oracle · Fréchet/oracle · precision (oracle's) · reading, per training-set size n (rows) and optimizer step (columns):\n"
+        );
+        s.push_str("| n |");
         for st in &steps {
-            match t.cells.iter().find(|c| c.n == n && c.train_step == *st) {
-                Some(c) => {
-                    let _ = write!(
-                        s,
-                        " {:.2} [{:.2}, {:.2}] · {} · {} · {} · {} |",
-                        c.f_mem,
-                        c.f_mem_lo,
-                        c.f_mem_hi,
-                        fnum(c.e_og_vs_oracle),
-                        fnum(c.frechet_vs_oracle),
-                        if c.precision.is_nan() {
-                            "–".to_string()
-                        } else {
-                            format!("{:.2} ({})", c.precision, fnum(c.oracle_precision))
-                        },
-                        c.verdict
-                    );
-                }
-                None => s.push_str(" – |"),
-            }
+            let _ = write!(s, " {st} |");
+        }
+        s.push_str("\n| ---: |");
+        for _ in &steps {
+            s.push_str(" --- |");
         }
         s.push('\n');
+        for &n in &ns {
+            let _ = write!(s, "| {n} |");
+            for st in &steps {
+                match t.cells.iter().find(|c| c.n == n && c.train_step == *st) {
+                    Some(c) => {
+                        let _ = write!(s, " {} |", cell_text(c));
+                    }
+                    None => s.push_str(" – |"),
+                }
+            }
+            s.push('\n');
+        }
+    } else {
+        // Each n at its own snapshots (budgets that grow with n), or with the loss probe: one
+        // row per (n, step).
+        let _ = writeln!(
+            s,
+            "Per training-set size n and optimizer step: f_mem [95 % CI] · E_OG/oracle · Fréchet/oracle · precision (oracle's) · reading{}:\n",
+            if probed {
+                "; the loss probe at ᾱ ≈ 0.98: denoising loss on the n training images and on held-out images (± s.e.), and their gap"
+            } else {
+                ""
+            }
+        );
+        s.push_str(
+            "| n | step | step / n | f_mem · E_OG/oracle · Fréchet/oracle · precision · reading |",
+        );
+        if probed {
+            s.push_str(" train loss | held-out loss | gap |");
+        }
+        s.push_str("\n| ---: | ---: | ---: | --- |");
+        if probed {
+            s.push_str(" ---: | ---: | ---: |");
+        }
+        s.push('\n');
+        for c in &t.cells {
+            let _ = write!(
+                s,
+                "| {} | {} | {:.1} | {} |",
+                c.n,
+                c.train_step,
+                c.train_step as f64 / c.n as f64,
+                cell_text(c)
+            );
+            if probed {
+                let (tr, tr_se, ho, ho_se) = c.probe[0];
+                let (gap, gap_se) = c.gap();
+                let _ = write!(
+                    s,
+                    " {tr:.4} ± {tr_se:.4} | {ho:.4} ± {ho_se:.4} | {gap:+.4} ± {gap_se:.4} |"
+                );
+            }
+            s.push('\n');
+        }
     }
     let _ = writeln!(
         s,
-        "\nOnsets: τ_mem = first step with f_mem ≥ {} (log-interpolated between snapshots; 95 % bootstrap over simulations), τ_gen = first snapshot at the data's quality (Fréchet ≤ {:.2} × the oracle's; without it: E_OG ≤ {:.2} × the oracle's).\n",
+        "\nOnsets: τ_onset = first step with f_mem ≥ {} (where f_mem leaves 0), τ_mem = first step with f_mem ≥ {} (both log-interpolated between snapshots; 95 % bootstrap over simulations), τ_gen = first snapshot at the data's quality (Fréchet ≤ {:.2} × the oracle's; without it: E_OG ≤ {:.2} × the oracle's); the loss gap's onset = first snapshot whose held-out minus training denoising loss at ᾱ ≈ 0.98 exceeds {} s.e.\n",
+        t.onset_fraction,
         t.threshold,
         1.0 + rule.frechet_tolerance,
-        1.0 + rule.quality_tolerance
+        1.0 + rule.quality_tolerance,
+        trajectory::GAP_Z
     );
-    s.push_str("| n | sims | τ_mem [95 % CI] | τ_gen | f_mem at the last step |\n| ---: | ---: | --- | ---: | ---: |\n");
+    let _ = writeln!(
+        s,
+        "| n | sims | budget | τ_onset [95 % CI] | τ_onset / n | τ_mem [95 % CI] | τ_gen | τ_onset ≥ {} τ_gen | loss-gap onset | f_mem at the last step |\n| ---: | ---: | ---: | --- | ---: | --- | ---: | :---: | ---: | ---: |",
+        trajectory::BEYOND_GEN
+    );
+    let tau_text = |v: Option<f64>, lo: Option<f64>, hi: Option<f64>, last: u64| match v {
+        Some(v) => format!(
+            "{v:.0} [{}, {}]",
+            opt_step(lo),
+            hi.map_or("not reached".into(), |x| format!("{x:.0}"))
+        ),
+        None => format!("not reached by step {last}"),
+    };
     for o in &t.onsets {
-        let tau = match o.tau_mem {
-            Some(v) => format!(
-                "{v:.0} [{}, {}]",
-                opt_step(o.tau_mem_lo),
-                o.tau_mem_hi
-                    .map_or("not reached".into(), |x| format!("{x:.0}"))
-            ),
-            None => format!("not reached by step {}", steps.last().copied().unwrap_or(0)),
-        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
             o.n,
             o.sims,
-            tau,
+            o.last_step,
+            tau_text(o.tau_onset, o.tau_onset_lo, o.tau_onset_hi, o.last_step),
+            o.tau_onset
+                .map_or("–".into(), |v| format!("{:.1}", v / o.n as f64)),
+            tau_text(o.tau_mem, o.tau_mem_lo, o.tau_mem_hi, o.last_step),
             o.tau_gen.map_or("not reached".into(), |v| v.to_string()),
+            if o.beyond_gen { "yes" } else { "no" },
+            o.gap_onset.map_or("–".into(), |v| v.to_string()),
             o.f_mem_final
         );
     }
-    match &t.slope {
-        Some(sl) => {
-            let _ = writeln!(
-                s,
-                "\nτ_mem ∝ n^a: a = {:.2} [{:.2}, {:.2}] (least squares in log–log over {} values of n; 95 % bootstrap). Bonnaire et al. (2025) find a = 1.",
-                sl.slope, sl.lo, sl.hi, sl.points
-            );
-        }
-        None => s.push_str("\nτ_mem ∝ n^a: fewer than two n reached the onset, no slope.\n"),
+    let slope_line = |name: &str, sl: &Option<trajectory::Slope>, over: &str| {
+        match sl {
+        Some(sl) => format!(
+            "- {name} ∝ n^a: a = {:.2} [{:.2}, {:.2}] (least squares in log–log over {} values of n{over}; 95 % bootstrap).\n",
+            sl.slope, sl.lo, sl.hi, sl.points
+        ),
+        None => format!("- {name} ∝ n^a: fewer than two n{over}, no slope.\n"),
+    }
+    };
+    s.push('\n');
+    s.push_str(&slope_line(
+        "τ_onset",
+        &t.slope_onset,
+        &format!(", those with τ_onset ≥ {} τ_gen", trajectory::BEYOND_GEN),
+    ));
+    s.push_str(&slope_line(
+        "τ_onset",
+        &t.slope_onset_all,
+        " that reached it",
+    ));
+    s.push_str(&slope_line(
+        "τ_mem (f_mem ≥ copy fraction)",
+        &t.slope,
+        " that reached it",
+    ));
+    s.push_str("\nBonnaire et al. (2025) find τ_onset ∝ n (a = 1) where τ_onset ≫ τ_gen.\n");
+    if !t.shared_steps {
+        // Each n at its own steps: no step has every n.
+        return;
     }
     s.push_str("\nEMM (largest n with f_mem ≥ 0.9, Gu et al. 2025) per step: ");
     let e: Vec<String> = t
@@ -594,6 +748,18 @@ pub fn write_tables(
                 oracle_precision: c.oracle_precision,
                 frechet_vs_oracle: c.frechet_vs_oracle,
                 reading: c.verdict.clone(),
+                loss_train_a98: c.probe[0].0,
+                loss_train_a98_se: c.probe[0].1,
+                loss_held_a98: c.probe[0].2,
+                loss_held_a98_se: c.probe[0].3,
+                loss_train_a80: c.probe[1].0,
+                loss_train_a80_se: c.probe[1].1,
+                loss_held_a80: c.probe[1].2,
+                loss_held_a80_se: c.probe[1].3,
+                loss_train_a50: c.probe[2].0,
+                loss_train_a50_se: c.probe[2].1,
+                loss_held_a50: c.probe[2].2,
+                loss_held_a50_se: c.probe[2].3,
             })
             .collect();
         let p = out.join("trajectory.csv");
@@ -615,10 +781,77 @@ pub fn write_tables(
                 slope: t.slope.as_ref().map_or(f64::NAN, |s| s.slope),
                 slope_lo: t.slope.as_ref().map_or(f64::NAN, |s| s.lo),
                 slope_hi: t.slope.as_ref().map_or(f64::NAN, |s| s.hi),
+                budget: o.last_step,
+                tau_onset: o.tau_onset.unwrap_or(f64::NAN),
+                tau_onset_lo: o.tau_onset_lo.unwrap_or(f64::NAN),
+                tau_onset_hi: o.tau_onset_hi.unwrap_or(f64::NAN),
+                onset_beyond_gen: o.beyond_gen,
+                loss_gap_onset: o.gap_onset.map_or(f64::NAN, |v| v as f64),
+                onset_slope: t.slope_onset.as_ref().map_or(f64::NAN, |s| s.slope),
+                onset_slope_lo: t.slope_onset.as_ref().map_or(f64::NAN, |s| s.lo),
+                onset_slope_hi: t.slope_onset.as_ref().map_or(f64::NAN, |s| s.hi),
+                onset_slope_all: t.slope_onset_all.as_ref().map_or(f64::NAN, |s| s.slope),
+                onset_slope_all_lo: t.slope_onset_all.as_ref().map_or(f64::NAN, |s| s.lo),
+                onset_slope_all_hi: t.slope_onset_all.as_ref().map_or(f64::NAN, |s| s.hi),
             })
             .collect();
         let p = out.join("onsets.csv");
         memdiff_data::atomic::write_bytes(&p, &to_csv(&onsets))?;
+        files.push(p);
+    }
+    if !rep.s_axes.is_empty() {
+        let rows: Vec<_> = rep
+            .s_axes
+            .iter()
+            .flat_map(|a| {
+                a.points.iter().enumerate().map(move |(i, p)| SAxisCsv {
+                    data: a.key.data.clone(),
+                    px: a.key.px,
+                    protocol: a.key.protocol.clone(),
+                    components: a.key.components,
+                    n: a.n,
+                    s: p.s,
+                    sampler: p.sampler.clone(),
+                    train_step: p.train_step,
+                    f_mem: p.f_mem,
+                    f_mem_lo: p.f_mem_lo,
+                    f_mem_hi: p.f_mem_hi,
+                    frechet_vs_oracle: p.frechet_vs_oracle,
+                    e_og_vs_oracle: p.e_og_vs_oracle,
+                    reading: p.reading.clone(),
+                    tau_onset: p.tau_onset.unwrap_or(f64::NAN),
+                    tau_mem: p.tau_mem.unwrap_or(f64::NAN),
+                    best: a.best == Some(i),
+                })
+            })
+            .collect();
+        let p = out.join("s_axis.csv");
+        memdiff_data::atomic::write_bytes(&p, &to_csv(&rows))?;
+        files.push(p);
+    }
+    if !rep.eta_steps.is_empty() {
+        let p = out.join("eta_along_training.csv");
+        let rows: Vec<_> = rep
+            .eta_steps
+            .iter()
+            .map(|e| EtaStepCsv {
+                data: e.key.data.clone(),
+                px: e.key.px,
+                protocol: e.key.protocol.clone(),
+                components: e.key.components,
+                s: e.s,
+                sampler: e.sampler.clone(),
+                train_step: e.train_step,
+                n_small: e.n_small,
+                n_large: e.n_large,
+                e_og_small: e.e_og_small,
+                e_og_large: e.e_og_large,
+                eta: e.eta,
+                eta_lo: e.lo,
+                eta_hi: e.hi,
+            })
+            .collect();
+        memdiff_data::atomic::write_bytes(&p, &to_csv(&rows))?;
         files.push(p);
     }
     Ok((rep, md, files))
@@ -642,6 +875,18 @@ struct TrajectoryCsv {
     oracle_precision: f64,
     frechet_vs_oracle: f64,
     reading: String,
+    loss_train_a98: f64,
+    loss_train_a98_se: f64,
+    loss_held_a98: f64,
+    loss_held_a98_se: f64,
+    loss_train_a80: f64,
+    loss_train_a80_se: f64,
+    loss_held_a80: f64,
+    loss_held_a80_se: f64,
+    loss_train_a50: f64,
+    loss_train_a50_se: f64,
+    loss_held_a50: f64,
+    loss_held_a50_se: f64,
 }
 
 /// One row of `onsets.csv` (NaN: not reached / undefined).
@@ -658,6 +903,59 @@ struct OnsetCsv {
     slope: f64,
     slope_lo: f64,
     slope_hi: f64,
+    budget: u64,
+    tau_onset: f64,
+    tau_onset_lo: f64,
+    tau_onset_hi: f64,
+    onset_beyond_gen: bool,
+    loss_gap_onset: f64,
+    onset_slope: f64,
+    onset_slope_lo: f64,
+    onset_slope_hi: f64,
+    onset_slope_all: f64,
+    onset_slope_all_lo: f64,
+    onset_slope_all_hi: f64,
+}
+
+/// One row of `s_axis.csv`.
+#[derive(serde::Serialize)]
+struct SAxisCsv {
+    data: String,
+    px: u32,
+    protocol: String,
+    components: u32,
+    n: u64,
+    s: u32,
+    sampler: String,
+    train_step: u64,
+    f_mem: f64,
+    f_mem_lo: f64,
+    f_mem_hi: f64,
+    frechet_vs_oracle: f64,
+    e_og_vs_oracle: f64,
+    reading: String,
+    tau_onset: f64,
+    tau_mem: f64,
+    best: bool,
+}
+
+/// One row of `eta_along_training.csv`.
+#[derive(serde::Serialize)]
+struct EtaStepCsv {
+    data: String,
+    px: u32,
+    protocol: String,
+    components: u32,
+    s: u32,
+    sampler: String,
+    train_step: u64,
+    n_small: u64,
+    n_large: u64,
+    e_og_small: f64,
+    e_og_large: f64,
+    eta: f64,
+    eta_lo: f64,
+    eta_hi: f64,
 }
 
 fn to_csv<T: serde::Serialize>(rows: &[T]) -> Vec<u8> {

@@ -319,17 +319,29 @@ mod tests {
                             - 0.5)
                             * spread;
                     }
+                    // A probe whose training loss falls below the held-out one as it goes
+                    // on: the held-out images' mean pixel as the held-out loss.
+                    let probe = job.held_out.as_ref().map(|h| {
+                        let held =
+                            h.data.iter().map(|&v| v as f64).sum::<f64>() / h.data.len() as f64;
+                        crate::sim::ProbeLosses {
+                            train: vec![(held * 100.0 / (100.0 + step as f64), 0.01); 3],
+                            held_out: vec![(held, 0.01); 3],
+                        }
+                    });
                     crate::sim::Snapshot {
                         step,
                         generated: g,
                         train_seconds: step as f64 * 1e-3,
                         loss: 0.5,
+                        probe,
                     }
                 })
                 .collect();
             Ok(ModelOutput {
                 snapshots,
                 sampler: "fake".into(),
+                train_batch: train.n.min(4),
             })
         }
     }
@@ -345,9 +357,11 @@ mod tests {
                     generated: g.clone(),
                     train_seconds: 0.0,
                     loss: 0.0,
+                    probe: None,
                 })
                 .collect(),
             sampler: sampler.into(),
+            train_batch: 0,
         }
     }
 
@@ -387,7 +401,7 @@ mod tests {
         c.pair = true;
         c.generators = vec!["model".into(), "copy".into()];
         c.generated = 60;
-        c.train_steps = Some(50);
+        c.train_steps = Some(50.into());
         c.eval_at = Some(crate::config::EvalAt::List(vec![5]));
         c.validate().unwrap();
         c
@@ -736,7 +750,7 @@ mod tests {
     fn concurrent_workers_give_the_one_at_a_time_results() {
         let tmp = tempfile::tempdir().unwrap();
         let mut c = tiny();
-        c.train_steps = Some(400);
+        c.train_steps = Some(400.into());
         c.eval_at = Some(crate::config::EvalAt::List(vec![4, 40]));
         let one = SweepDir::new(tmp.path().join("one"));
         run_sweep(c.clone(), &one, &opts(), &mut FakeModel).unwrap();
@@ -799,7 +813,7 @@ mod tests {
     fn batched_trainings_give_the_one_at_a_time_results_whatever_k_and_resume() {
         let tmp = tempfile::tempdir().unwrap();
         let mut c = tiny();
-        c.train_steps = Some(400);
+        c.train_steps = Some(400.into());
         c.eval_at = Some(crate::config::EvalAt::List(vec![4, 40]));
         let one = SweepDir::new(tmp.path().join("one"));
         run_sweep(c.clone(), &one, &opts(), &mut FakeModel).unwrap();
@@ -865,7 +879,7 @@ mod tests {
     fn snapshots_give_one_model_row_each_and_references_once() {
         let tmp = tempfile::tempdir().unwrap();
         let mut c = tiny();
-        c.train_steps = Some(400);
+        c.train_steps = Some(400.into());
         c.eval_at = Some(crate::config::EvalAt::List(vec![4, 40]));
         c.validate().unwrap();
         let d = SweepDir::new(tmp.path());

@@ -35,6 +35,11 @@ pub struct ModelJob {
     /// Optimizer steps at which to sample the current weights, sorted, the last one the
     /// budget; empty: sample once at the end of training.
     pub snapshots: Vec<usize>,
+    /// The loss probe (`loss_probe` in the config): images the network never sees (values in
+    /// [0, 1]), on which, and on the training images, every snapshot measures the denoising
+    /// loss at fixed noise levels (`memdiff_schedule::probe`) with `probe_seed`; `None`: off.
+    pub held_out: Option<ImageSet>,
+    pub probe_seed: u64,
 }
 
 /// One measured state of the network: `generated` images (values in [0, 1]) sampled from the
@@ -47,6 +52,16 @@ pub struct Snapshot {
     pub train_seconds: f64,
     /// Mean training loss over the last (up to) 10 optimizer steps before the snapshot.
     pub loss: f64,
+    /// The loss probe's (mean, s.e.) per level (`memdiff_schedule::probe::LEVELS`) on the
+    /// training images and on the job's held-out images; `None` without `held_out`.
+    pub probe: Option<ProbeLosses>,
+}
+
+/// The denoising loss of one snapshot at the probe's levels (mean, s.e. per level).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeLosses {
+    pub train: Vec<(f64, f64)>,
+    pub held_out: Vec<(f64, f64)>,
 }
 
 /// What the network returns: one [`Snapshot`] per requested step (one at the end of training
@@ -56,6 +71,8 @@ pub struct ModelOutput {
     pub snapshots: Vec<Snapshot>,
     /// The sampler, e.g. `ddpm/clipped-x0` (the `sampler` column of results.csv).
     pub sampler: String,
+    /// Images per optimizer step the network trained with (the largest batch; 0: unknown).
+    pub train_batch: usize,
 }
 
 /// Trains a fresh network on a training set (values in [0, 1]) and samples from it at every
@@ -260,7 +277,6 @@ impl SimContext {
     /// n, drawn with `SimSeeds::pair_train_set`; under MNIST from the pool images that are in
     /// none of O, T and the oracle's draw.
     pub fn draw_pair_train(&self, u: &Unit, s: &SimSeeds) -> Result<ImageSet, SimError> {
-        let c = &self.cfg;
         match &self.pool {
             None => self.gmm(u, u.n, s.pair_train_set),
             Some(pool) => {
@@ -268,22 +284,46 @@ impl SimContext {
                     unit: u.id(),
                     message: e.to_string(),
                 };
-                let (perm, pick) = self.pool_split(pool, u, s)?;
-                let rest = &perm[c.n_original..];
-                let mut used = vec![false; rest.len()];
-                for &j in &pick {
-                    used[j] = true;
-                }
-                let free: Vec<usize> = (0..rest.len())
-                    .filter(|&j| !used[j])
-                    .map(|j| rest[j])
-                    .collect();
+                let free = self.free_pool(pool, u, s)?;
                 let sub = memdiff_data::mnist::subset_indices(free.len(), u.n, s.pair_train_set)
                     .map_err(err)?;
                 let idx: Vec<usize> = sub.iter().map(|&j| free[j]).collect();
                 Ok(pool.select(&idx))
             }
         }
+    }
+
+    /// The loss probe's `m` held-out images of unit `u`, raw: fresh draws of the mixture (GMM),
+    /// or pool images in none of O, T and the oracle's draw (MNIST, your own images; as many
+    /// as are left, at most `m`).
+    pub fn draw_held_out(&self, u: &Unit, s: &SimSeeds, m: usize) -> Result<ImageSet, SimError> {
+        let seed = derive_seed(s.reference, "loss-held-out", &[]);
+        match &self.pool {
+            None => self.gmm(u, m, seed),
+            Some(pool) => {
+                let free = self.free_pool(pool, u, s)?;
+                let sub = memdiff_data::mnist::subset_indices(free.len(), m.min(free.len()), seed)
+                    .map_err(|e| SimError::Data {
+                        unit: u.id(),
+                        message: format!("loss probe: {e}"),
+                    })?;
+                Ok(pool.select(&sub.iter().map(|&j| free[j]).collect::<Vec<_>>()))
+            }
+        }
+    }
+
+    /// The pool images in none of unit `u`'s O, T and oracle draw.
+    fn free_pool(&self, pool: &ImageSet, u: &Unit, s: &SimSeeds) -> Result<Vec<usize>, SimError> {
+        let (perm, pick) = self.pool_split(pool, u, s)?;
+        let rest = &perm[self.cfg.n_original..];
+        let mut used = vec![false; rest.len()];
+        for &j in &pick {
+            used[j] = true;
+        }
+        Ok((0..rest.len())
+            .filter(|&j| !used[j])
+            .map(|j| rest[j])
+            .collect())
     }
 
     /// Computes every row of one unit (and its pair rows under `pair = true`).
@@ -407,8 +447,17 @@ impl SimContext {
                         papers_code: papers,
                         train: cfg.train.clone(),
                         sample: cfg.sample.clone(),
-                        train_steps: cfg.train_steps,
-                        snapshots: cfg.snapshots(),
+                        train_steps: cfg.budget(u.n),
+                        snapshots: cfg.snapshots(u.n),
+                        held_out: match cfg.loss_probe {
+                            Some(m) => Some(
+                                policy
+                                    .apply(&self.draw_held_out(u, &seeds, m)?, Role::Original)
+                                    .map(|v| v as f32),
+                            ),
+                            None => None,
+                        },
+                        probe_seed: derive_seed(seeds.sampling, "loss-probe", &[]),
                     };
                     let out = runner.train_and_sample(&job, &t_train).map_err(|source| {
                         SimError::Model {
@@ -420,6 +469,7 @@ impl SimContext {
                     if let Some(r) = &pair_ref {
                         pairs = self.pair_rows(u, &seeds, &job, &out, r, &t, &policy, runner)?;
                     }
+                    let train_batch = out.train_batch as u64;
                     let mut v = Vec::with_capacity(out.snapshots.len());
                     for snap in out.snapshots {
                         let g = snap.generated;
@@ -431,6 +481,8 @@ impl SimContext {
                             train_seconds: snap.train_seconds,
                             loss: snap.loss,
                             sampler: out.sampler.clone(),
+                            train_batch,
+                            probe: snap.probe,
                         });
                     }
                     v
@@ -445,6 +497,8 @@ impl SimContext {
                     train_seconds,
                     loss,
                     sampler,
+                    train_batch,
+                    probe,
                 } = m;
                 let v = metric::evaluate(prep, &t_eval, &g).map_err(|source| SimError::Metric {
                     unit: u.id(),
@@ -571,8 +625,25 @@ impl SimContext {
                     recall: f64::NAN,
                     density: f64::NAN,
                     coverage: f64::NAN,
+                    train_batch: 0,
+                    loss_train_a98: f64::NAN,
+                    loss_train_a98_se: f64::NAN,
+                    loss_held_a98: f64::NAN,
+                    loss_held_a98_se: f64::NAN,
+                    loss_train_a80: f64::NAN,
+                    loss_train_a80_se: f64::NAN,
+                    loss_held_a80: f64::NAN,
+                    loss_held_a80_se: f64::NAN,
+                    loss_train_a50: f64::NAN,
+                    loss_train_a50_se: f64::NAN,
+                    loss_held_a50: f64::NAN,
+                    loss_held_a50_se: f64::NAN,
                 };
                 row.set_quality(&quality);
+                row.train_batch = train_batch;
+                if let Some(p) = &probe {
+                    row.set_probe(&p.train, &p.held_out);
+                }
                 rows.push(row);
             }
         }
@@ -611,6 +682,8 @@ impl SimContext {
             .select(&(0..t.n).collect::<Vec<_>>());
         let job_b = ModelJob {
             train_seed: seeds.pair_training,
+            // B's losses are not recorded.
+            held_out: None,
             ..job.clone()
         };
         let out_b = runner
@@ -733,6 +806,8 @@ struct Measured {
     train_seconds: f64,
     loss: f64,
     sampler: String,
+    train_batch: u64,
+    probe: Option<ProbeLosses>,
 }
 
 impl Measured {
@@ -744,6 +819,8 @@ impl Measured {
             train_seconds: f64::NAN,
             loss: f64::NAN,
             sampler: "-".into(),
+            train_batch: 0,
+            probe: None,
         }
     }
 }

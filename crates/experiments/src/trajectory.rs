@@ -4,12 +4,22 @@
 //! - the trajectory table: per (n, snapshot) f_mem with its Wilson interval, E_OG over the
 //!   oracle's, Δ_U and the three-way verdict (all from `memdiff_metrics::summary`, the numbers
 //!   of the main table);
-//! - τ_mem(n): the first training step at which f_mem reaches the onset threshold (the verdict
-//!   rule's `copy_fraction`, 0.5 by default), interpolated linearly in log(step) between the last
+//! - τ_mem(n): the first training step at which f_mem reaches the verdict rule's
+//!   `copy_fraction` (0.5 by default), interpolated linearly in log(step) between the last
 //!   snapshot below it and the first at or above it, with a percentile bootstrap interval over
 //!   simulations (resampling the simulations of each n with replacement);
-//! - the log–log slope of τ_mem against n (least squares over the n whose τ_mem was reached),
-//!   with a bootstrap interval from the same resamples (Bonnaire et al. 2025 find a slope of 1);
+//! - τ_onset(n): the same at the rule's `onset_fraction` (0.01 by default): where f_mem leaves 0,
+//!   the onset Bonnaire et al. (2025) measure (τ_mem at 0.5 adds the rise time, and is censored
+//!   when the plateau stays below 0.5);
+//! - the log–log slopes of τ_mem and τ_onset against n (least squares over the n that reached
+//!   it), with bootstrap intervals from the same resamples; the τ_onset slope also over the n
+//!   whose onset is well above τ_gen only (τ_onset ≥ [`BEYOND_GEN`] · τ_gen: the regime where
+//!   Bonnaire et al. find a slope of 1; below it memorization starts as soon as the network
+//!   generates);
+//! - the loss probe per snapshot (results with `loss_*` columns): the denoising loss on the
+//!   training images and on held-out images at ᾱ ≈ 0.98, 0.8, 0.5, means over simulations, and
+//!   per n the gap's onset: the first snapshot at which held-out minus training loss at
+//!   ᾱ ≈ 0.98 exceeds [`GAP_Z`] standard errors;
 //! - τ_gen(n): the first snapshot at the data's quality (`summary::at_data_quality`: Fréchet
 //!   distance within the verdict tolerance of the oracle's; E_OG for results without it);
 //! - EMM per snapshot (Gu et al. 2025): the largest n whose f_mem is at least 0.9.
@@ -27,6 +37,10 @@ type SimCurve = Vec<(u64, u64, u64)>;
 pub const EMM_FRACTION: f64 = 0.9;
 /// Bootstrap resamples for the τ_mem and slope intervals.
 pub const BOOTSTRAP: usize = 1000;
+/// τ_onset counts as well above τ_gen (the n the onset slope is fitted on) from this ratio.
+pub const BEYOND_GEN: f64 = 2.0;
+/// The loss gap's onset: held-out minus training loss above this many standard errors.
+pub const GAP_Z: f64 = 3.0;
 
 /// One family of trajectories: everything but n and the training step fixed.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,6 +106,18 @@ pub struct Cell {
     /// Whether the snapshot is at the data's quality (`summary::at_data_quality`).
     pub data_quality: bool,
     pub verdict: String,
+    /// The loss probe per level of `summary::PROBE_LEVELS`: (training loss, its s.e., held-out
+    /// loss, its s.e.), means over the simulations (s.e. combined as √Σse² / sims); NaN
+    /// without probe columns.
+    pub probe: [(f64, f64, f64, f64); 3],
+}
+
+impl Cell {
+    /// Held-out minus training loss at ᾱ ≈ 0.98 and its standard error.
+    pub fn gap(&self) -> (f64, f64) {
+        let (tr, tr_se, ho, ho_se) = self.probe[0];
+        (ho - tr, (tr_se * tr_se + ho_se * ho_se).sqrt())
+    }
 }
 
 /// τ_mem and τ_gen of one n.
@@ -104,10 +130,20 @@ pub struct Onset {
     /// 95 % percentile bootstrap interval (resamples that never reach count as +∞).
     pub tau_mem_lo: Option<f64>,
     pub tau_mem_hi: Option<f64>,
+    /// First step with f_mem ≥ the onset fraction (log-interpolated), and its interval.
+    pub tau_onset: Option<f64>,
+    pub tau_onset_lo: Option<f64>,
+    pub tau_onset_hi: Option<f64>,
     /// First snapshot at the data's quality; `None`: not reached.
     pub tau_gen: Option<u64>,
-    /// f_mem at the last snapshot.
+    /// τ_onset ≥ [`BEYOND_GEN`] · τ_gen (both reached): fitted by the onset slope.
+    pub beyond_gen: bool,
+    /// First snapshot whose loss gap at ᾱ ≈ 0.98 exceeds [`GAP_Z`] s.e.; `None`: never, or
+    /// no probe.
+    pub gap_onset: Option<u64>,
+    /// f_mem at the last snapshot, and that snapshot's step (the unit's budget).
     pub f_mem_final: f64,
+    pub last_step: u64,
 }
 
 /// Slope of log τ_mem against log n.
@@ -132,12 +168,20 @@ pub struct Emm {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trajectory {
     pub family: Family,
+    /// The τ_mem threshold (copy fraction) and the τ_onset one (onset fraction).
     pub threshold: f64,
+    pub onset_fraction: f64,
+    /// Whether every n was measured at the same steps (a budget the same for every n).
+    pub shared_steps: bool,
     /// Fréchet / oracle at or below this is the data's quality (1 + the rule's tolerance).
     pub frechet_limit: f64,
     pub cells: Vec<Cell>,
     pub onsets: Vec<Onset>,
+    /// Slope of τ_mem against n.
     pub slope: Option<Slope>,
+    /// Slope of τ_onset against n over the n with `beyond_gen`, and over every n that reached it.
+    pub slope_onset: Option<Slope>,
+    pub slope_onset_all: Option<Slope>,
     pub emm: Vec<Emm>,
 }
 
@@ -225,20 +269,37 @@ pub fn trajectories(
             .or_default()
             .push((r.train_step, k, r.n_generated));
     }
+    // The loss probe's columns per (family, n, step): one entry per simulation.
+    type Probe = [(f64, f64, f64, f64); 3];
+    let mut probes: BTreeMap<(Family, u64, u64), Vec<Probe>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.generator == "model" && r.loss_train_a98.is_finite())
+    {
+        probes
+            .entry((Family::of(r), r.n, r.train_step))
+            .or_default()
+            .push(r.probe());
+    }
     let mut out = Vec::new();
     for (family, by_n) in fam {
-        let steps: Vec<u64> = {
-            let mut v: Vec<u64> = by_n
-                .values()
-                .flat_map(|s| s.values().flat_map(|x| x.iter().map(|p| p.0)))
-                .collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        if steps.len() < 2 {
+        // Each n's own snapshot steps (budgets may grow with n).
+        let steps_of: BTreeMap<u64, Vec<u64>> = by_n
+            .iter()
+            .map(|(&n, sims)| {
+                let mut v: Vec<u64> = sims.values().flat_map(|x| x.iter().map(|p| p.0)).collect();
+                v.sort_unstable();
+                v.dedup();
+                (n, v)
+            })
+            .collect();
+        if steps_of.values().all(|v| v.len() < 2) {
             continue;
         }
+        let mut steps: Vec<u64> = steps_of.values().flatten().copied().collect();
+        steps.sort_unstable();
+        steps.dedup();
+        let shared_steps = steps_of.values().all(|v| *v == steps);
         let in_family = |g: &&GroupSummary| {
             let k = &g.key;
             k.generator == "model"
@@ -268,102 +329,103 @@ pub fn trajectories(
                 oracle_precision: g.oracle_precision.unwrap_or(f64::NAN),
                 data_quality: g.data_quality == Some(true),
                 verdict: g.verdict.map_or("–".into(), |v| v.to_string()),
+                probe: mean_probe(probes.get(&(family.clone(), g.key.n, g.key.train_step))),
             })
             .collect();
         cells.sort_by_key(|c| (c.n, c.train_step));
 
-        // Per n: the simulations' curves (only sims measured at every snapshot).
+        // Per n: the simulations' curves (only sims measured at every snapshot of that n).
         let mut sims_of: BTreeMap<u64, Vec<SimCurve>> = BTreeMap::new();
         for (&n, sims) in &by_n {
+            let st = &steps_of[&n];
             let mut v: Vec<SimCurve> = Vec::new();
             for rows in sims.values() {
                 let mut r = rows.clone();
                 r.sort_unstable();
-                if r.iter().map(|p| p.0).eq(steps.iter().copied()) {
+                if r.iter().map(|p| p.0).eq(st.iter().copied()) {
                     v.push(r);
                 }
             }
-            if !v.is_empty() {
+            if !v.is_empty() && st.len() >= 2 {
                 sims_of.insert(n, v);
             }
         }
-        let tau_of = |sims: &[&Vec<(u64, u64, u64)>]| first_crossing(&curve(sims, &steps), thr);
-        let mut onsets = Vec::new();
         let mut rng = ChaCha8Rng::seed_from_u64(0x007a_756d_656d);
-        // boot[b][n index] = τ of resample b (∞ when not reached).
         let ns: Vec<u64> = sims_of.keys().copied().collect();
-        let mut boot = vec![vec![f64::INFINITY; ns.len()]; BOOTSTRAP];
-        for (j, &n) in ns.iter().enumerate() {
-            let sims = &sims_of[&n];
-            let all: Vec<&Vec<_>> = sims.iter().collect();
-            let tau = tau_of(&all);
-            let mut taus = Vec::with_capacity(BOOTSTRAP);
-            for b in boot.iter_mut() {
-                let pick: Vec<&Vec<_>> = (0..sims.len())
-                    .map(|_| &sims[rng.random_range(0..sims.len())])
-                    .collect();
-                let t = tau_of(&pick).unwrap_or(f64::INFINITY);
-                b[j] = t;
-                taus.push(t);
+        // For each threshold: the point estimate per n and boot[b][n index] (∞: not reached).
+        let mut times = |thr: f64| -> (Vec<Option<f64>>, Vec<Vec<f64>>) {
+            let mut boot = vec![vec![f64::INFINITY; ns.len()]; BOOTSTRAP];
+            let mut point = Vec::with_capacity(ns.len());
+            for (j, &n) in ns.iter().enumerate() {
+                let sims = &sims_of[&n];
+                let st = &steps_of[&n];
+                let all: Vec<&Vec<_>> = sims.iter().collect();
+                point.push(first_crossing(&curve(&all, st), thr));
+                for b in boot.iter_mut() {
+                    let pick: Vec<&Vec<_>> = (0..sims.len())
+                        .map(|_| &sims[rng.random_range(0..sims.len())])
+                        .collect();
+                    b[j] = first_crossing(&curve(&pick, st), thr).unwrap_or(f64::INFINITY);
+                }
             }
+            (point, boot)
+        };
+        let (tau_mem, boot_mem) = times(thr);
+        let (tau_on, boot_on) = times(rule.onset_fraction);
+        let interval = |point: Option<f64>, boot: &[Vec<f64>], j: usize| {
+            let mut taus: Vec<f64> = boot.iter().map(|b| b[j]).collect();
             taus.sort_by(f64::total_cmp);
             let finite = |x: f64| x.is_finite().then_some(x);
-            let tau_gen = cells
+            (
+                point.and_then(|_| finite(percentile(&taus, 0.025))),
+                point.and_then(|_| finite(percentile(&taus, 0.975))),
+            )
+        };
+        let mut onsets = Vec::new();
+        for (j, &n) in ns.iter().enumerate() {
+            let all: Vec<&Vec<_>> = sims_of[&n].iter().collect();
+            let st = &steps_of[&n];
+            let of_n: Vec<&Cell> = cells.iter().filter(|c| c.n == n).collect();
+            let tau_gen = of_n.iter().find(|c| c.data_quality).map(|c| c.train_step);
+            let last = curve(&all, st).last().map_or(f64::NAN, |x| x.1);
+            let (mem_lo, mem_hi) = interval(tau_mem[j], &boot_mem, j);
+            let (on_lo, on_hi) = interval(tau_on[j], &boot_on, j);
+            let beyond_gen = match (tau_on[j], tau_gen) {
+                (Some(on), Some(g)) => on >= BEYOND_GEN * g as f64,
+                _ => false,
+            };
+            let gap_onset = of_n
                 .iter()
-                .filter(|c| c.n == n)
-                .find(|c| c.data_quality)
+                .find(|c| {
+                    let (gap, se) = c.gap();
+                    gap.is_finite() && se.is_finite() && gap > GAP_Z * se
+                })
                 .map(|c| c.train_step);
-            let last = curve(&all, &steps).last().map_or(f64::NAN, |x| x.1);
             onsets.push(Onset {
                 n,
-                sims: sims.len(),
-                tau_mem: tau,
-                tau_mem_lo: tau.and_then(|_| finite(percentile(&taus, 0.025))),
-                tau_mem_hi: tau.and_then(|_| finite(percentile(&taus, 0.975))),
+                sims: all.len(),
+                tau_mem: tau_mem[j],
+                tau_mem_lo: mem_lo,
+                tau_mem_hi: mem_hi,
+                tau_onset: tau_on[j],
+                tau_onset_lo: on_lo,
+                tau_onset_hi: on_hi,
                 tau_gen,
+                beyond_gen,
+                gap_onset,
                 f_mem_final: last,
+                last_step: st.last().copied().unwrap_or(0),
             });
         }
-        let reached: Vec<usize> = (0..ns.len())
-            .filter(|&j| onsets[j].tau_mem.is_some())
-            .collect();
-        let slope = if reached.len() >= 2 {
-            let pts: Vec<(f64, f64)> = reached
-                .iter()
-                .map(|&j| (ns[j] as f64, onsets[j].tau_mem.unwrap()))
+        let fit = |use_n: &dyn Fn(usize) -> bool, point: &[Option<f64>], boot: &[Vec<f64>]| {
+            let js: Vec<usize> = (0..ns.len())
+                .filter(|&j| point[j].is_some() && use_n(j))
                 .collect();
-            loglog_slope(&pts).map(|slope| {
-                let mut bs: Vec<f64> = boot
-                    .iter()
-                    .filter_map(|b| {
-                        let p: Vec<(f64, f64)> = reached
-                            .iter()
-                            .filter(|&&j| b[j].is_finite())
-                            .map(|&j| (ns[j] as f64, b[j]))
-                            .collect();
-                        if p.len() == reached.len() {
-                            loglog_slope(&p)
-                        } else {
-                            None
-                        }
-                    })
-                    .collect();
-                bs.sort_by(f64::total_cmp);
-                let (lo, hi) = if bs.is_empty() {
-                    (f64::NAN, f64::NAN)
-                } else {
-                    (percentile(&bs, 0.025), percentile(&bs, 0.975))
-                };
-                Slope {
-                    points: reached.len(),
-                    slope,
-                    lo,
-                    hi,
-                }
-            })
-        } else {
-            None
+            fit_slope(&ns, &js, point, boot)
         };
+        let slope = fit(&|_| true, &tau_mem, &boot_mem);
+        let slope_onset = fit(&|j| onsets[j].beyond_gen, &tau_on, &boot_on);
+        let slope_onset_all = fit(&|_| true, &tau_on, &boot_on);
         let emm = steps
             .iter()
             .map(|&s| Emm {
@@ -378,18 +440,75 @@ pub fn trajectories(
         out.push(Trajectory {
             family,
             threshold: thr,
+            onset_fraction: rule.onset_fraction,
+            shared_steps,
             frechet_limit: 1.0 + rule.frechet_tolerance,
             cells,
             onsets,
             slope,
+            slope_onset,
+            slope_onset_all,
             emm,
         });
     }
     out
 }
 
+/// The probe columns of one cell's simulations averaged (module doc); NaN without any.
+fn mean_probe(v: Option<&Vec<[(f64, f64, f64, f64); 3]>>) -> [(f64, f64, f64, f64); 3] {
+    let nan = (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
+        return [nan; 3];
+    };
+    let m = v.len() as f64;
+    let mut out = [nan; 3];
+    for (l, o) in out.iter_mut().enumerate() {
+        let mean =
+            |f: fn(&(f64, f64, f64, f64)) -> f64| v.iter().map(|p| f(&p[l])).sum::<f64>() / m;
+        let se = |f: fn(&(f64, f64, f64, f64)) -> f64| {
+            v.iter().map(|p| f(&p[l]).powi(2)).sum::<f64>().sqrt() / m
+        };
+        *o = (mean(|p| p.0), se(|p| p.1), mean(|p| p.2), se(|p| p.3));
+    }
+    out
+}
+
+/// The log–log least-squares slope of τ against n over the n indices `js` (their point
+/// estimates), with the percentile interval of the bootstrap resamples in which every one of
+/// them was reached; `None` for fewer than two n.
+fn fit_slope(ns: &[u64], js: &[usize], point: &[Option<f64>], boot: &[Vec<f64>]) -> Option<Slope> {
+    if js.len() < 2 {
+        return None;
+    }
+    let pts: Vec<(f64, f64)> = js
+        .iter()
+        .map(|&j| (ns[j] as f64, point[j].expect("reached")))
+        .collect();
+    let slope = loglog_slope(&pts)?;
+    let mut bs: Vec<f64> = boot
+        .iter()
+        .filter(|b| js.iter().all(|&j| b[j].is_finite()))
+        .filter_map(|b| {
+            let p: Vec<(f64, f64)> = js.iter().map(|&j| (ns[j] as f64, b[j])).collect();
+            loglog_slope(&p)
+        })
+        .collect();
+    bs.sort_by(f64::total_cmp);
+    let (lo, hi) = if bs.is_empty() {
+        (f64::NAN, f64::NAN)
+    } else {
+        (percentile(&bs, 0.025), percentile(&bs, 0.975))
+    };
+    Some(Slope {
+        points: js.len(),
+        slope,
+        lo,
+        hi,
+    })
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The reading at the last snapshot of each n.
@@ -441,7 +560,7 @@ mod tests {
         v
     }
 
-    fn base(n: u64, sim: u64) -> SimRow {
+    pub(crate) fn base(n: u64, sim: u64) -> SimRow {
         SimRow {
             data: "gmm".into(),
             px: 8,
@@ -477,6 +596,19 @@ mod tests {
             recall: f64::NAN,
             density: f64::NAN,
             coverage: f64::NAN,
+            train_batch: 0,
+            loss_train_a98: f64::NAN,
+            loss_train_a98_se: f64::NAN,
+            loss_held_a98: f64::NAN,
+            loss_held_a98_se: f64::NAN,
+            loss_train_a80: f64::NAN,
+            loss_train_a80_se: f64::NAN,
+            loss_held_a80: f64::NAN,
+            loss_held_a80_se: f64::NAN,
+            loss_train_a50: f64::NAN,
+            loss_train_a50_se: f64::NAN,
+            loss_held_a50: f64::NAN,
+            loss_held_a50_se: f64::NAN,
         }
     }
 
@@ -530,5 +662,101 @@ mod tests {
         // Pooled f_mem is exactly 0.5 at 1000: the onset is step 1000.
         assert!((o.tau_mem.unwrap() - 1000.0).abs() < 1e-6);
         assert!(o.tau_mem_lo.unwrap() < 1000.0 && o.tau_mem_hi.unwrap() > 1000.0);
+    }
+
+    #[test]
+    fn onset_gap_and_slopes_with_budgets_that_grow_with_n() {
+        // Each n measured at its own steps n, 10 n, 100 n (a budget of 100 n), 100 samples.
+        // f_mem: n = 64 and 256: 0, 0.02, 0.6, so f_mem = 0.01 is crossed halfway in log
+        // between n and 10 n: τ_onset = √10 n; n = 16 copies 2 % from its first snapshot:
+        // τ_onset = 16. τ_gen: n = 16 never at the data's quality (E_OG 5 × the oracle's),
+        // the others from their first snapshot, so only n = 64, 256 have τ_onset ≥ 2 τ_gen.
+        // Loss probe: n = 64's training loss falls from 0.9 to 0.5 at 10 n (s.e. 0.01), its
+        // held-out loss stays 0.9; n = 256's both stay at 0.9; n = 16 has no probe.
+        let mut r = Vec::new();
+        for n in [16u64, 64, 256] {
+            for sim in 0..2 {
+                let mut oracle = base(n, sim);
+                oracle.n_generated = 100;
+                r.push(oracle);
+                for (j, step) in [n, 10 * n, 100 * n].into_iter().enumerate() {
+                    let mut m = base(n, sim);
+                    m.generator = "model".into();
+                    m.train_step = step;
+                    m.sampler = "ddpm/clipped-x0".into();
+                    m.n_generated = 100;
+                    m.nn_frac_memorized = match (n, j) {
+                        (16, 0) => 0.02,
+                        (16, _) => 0.6,
+                        (_, 0) => 0.0,
+                        (_, 1) => 0.02,
+                        _ => 0.6,
+                    };
+                    m.e_og = if n == 16 { 5.0 } else { 1.0 };
+                    if n != 16 {
+                        let tr = if n == 64 && j > 0 { 0.5 } else { 0.9 };
+                        m.set_probe(&[(tr, 0.01); 3], &[(0.9, 0.01); 3]);
+                    }
+                    r.push(m);
+                }
+            }
+        }
+        let rule = VerdictRule::default();
+        let g = memdiff_metrics::summary::summarize_with(&r, &rule);
+        let t = &trajectories(&r, &g, &rule)[0];
+        assert!(!t.shared_steps);
+        assert_eq!(t.cells.len(), 9);
+        let o: BTreeMap<u64, &Onset> = t.onsets.iter().map(|o| (o.n, o)).collect();
+        assert_eq!(o[&16].tau_onset, Some(16.0));
+        for n in [64u64, 256] {
+            let want = 10f64.sqrt() * n as f64;
+            assert!(
+                (o[&n].tau_onset.unwrap() - want).abs() < 1e-9 * want,
+                "n = {n}"
+            );
+            // Identical simulations: the interval is the point.
+            assert_eq!(o[&n].tau_onset_lo, o[&n].tau_onset);
+            // τ_mem at 0.5: (0.5 - 0.02) / (0.6 - 0.02) of the way from 10 n to 100 n in log.
+            let w = 0.48 / 0.58;
+            let tm = (((10 * n) as f64).ln() + w * 10f64.ln()).exp();
+            assert!((o[&n].tau_mem.unwrap() - tm).abs() < 1e-9 * tm);
+            assert_eq!(o[&n].tau_gen, Some(n));
+            assert!(o[&n].beyond_gen);
+            assert_eq!(o[&n].last_step, 100 * n);
+        }
+        assert_eq!(o[&16].tau_gen, None);
+        assert!(!o[&16].beyond_gen);
+        // The onset slope over the n beyond τ_gen is 1; over every n it is not.
+        let sl = t.slope_onset.as_ref().unwrap();
+        assert_eq!(sl.points, 2);
+        assert!((sl.slope - 1.0).abs() < 1e-12);
+        let all = t.slope_onset_all.as_ref().unwrap();
+        assert_eq!(all.points, 3);
+        // By hand: ln τ = (ln 16, ln 64 + ½ ln 10, ln 256 + ½ ln 10) against ln n.
+        let pts = [
+            (16.0, 16.0),
+            (64.0, 64.0 * 10f64.sqrt()),
+            (256.0, 256.0 * 10f64.sqrt()),
+        ];
+        assert!((all.slope - loglog_slope(&pts).unwrap()).abs() < 1e-12);
+        assert!(all.slope > 1.1);
+        // The loss gap: 0.4 ± 0.0141 opens at n = 64's second snapshot; none at 256 or 16.
+        assert_eq!(o[&64].gap_onset, Some(640));
+        assert_eq!(o[&256].gap_onset, None);
+        assert_eq!(o[&16].gap_onset, None);
+        let c = t
+            .cells
+            .iter()
+            .find(|c| c.n == 64 && c.train_step == 640)
+            .unwrap();
+        let (gap, se) = c.gap();
+        assert!((gap - 0.4).abs() < 1e-12);
+        // Two simulations of s.e. 0.01 each: the mean's s.e. is √2·0.01 / 2 per set.
+        assert!((se - 0.01).abs() < 1e-12, "{se}");
+        assert!(t
+            .cells
+            .iter()
+            .filter(|c| c.n == 16)
+            .all(|c| c.probe[0].0.is_nan()));
     }
 }

@@ -33,10 +33,13 @@
 //! | `kid`, `kid_se` | float | KID (unbiased MMD², cubic kernel) and its spread over subsets |
 //! | `precision`, `recall` | float | k-NN precision / recall of G against O's first rows (k = 3) |
 //! | `density`, `coverage` | float | density / coverage (Naeem et al.), same k |
+//! | `train_batch` | int | images per optimizer step the network trained with, min(batch, n) (0 for reference generators) |
+//! | `loss_train_aLL`, `loss_held_aLL` (+ `_se`) | float | the loss probe (model rows of sweeps with `loss_probe`, else NaN): the denoising loss at ᾱ ≈ 0.LL (98, 80, 50: [`PROBE_LEVELS`]) of the snapshot's weights on the n training images and on held-out images, mean over images and its standard error |
 //!
 //! Files written before `train_step` and `sampler` existed (the first 25 columns only) are read
 //! with `train_step = 0` and `sampler = -`; files written before the quality columns (27
-//! columns) with NaN quality.
+//! columns) with NaN quality; files written before the loss probe (34 columns) with
+//! `train_batch = 0` and NaN losses.
 //!
 //! Floats may be written as `NaN` or left empty (read as NaN). Use [`write_csv`] / [`read_csv`]
 //! (or serde + the `csv` crate with [`SimRow`]; the header is [`HEADER`]).
@@ -65,7 +68,7 @@ use crate::error::{MetricsError, Result};
 use crate::stats::{self, MannWhitney, MeanSe, Proportion};
 
 /// The header line, in column order.
-pub const HEADER: [&str; 34] = [
+pub const HEADER: [&str; 47] = [
     "data",
     "px",
     "d",
@@ -100,12 +103,30 @@ pub const HEADER: [&str; 34] = [
     "recall",
     "density",
     "coverage",
+    "train_batch",
+    "loss_train_a98",
+    "loss_train_a98_se",
+    "loss_held_a98",
+    "loss_held_a98_se",
+    "loss_train_a80",
+    "loss_train_a80_se",
+    "loss_held_a80",
+    "loss_held_a80_se",
+    "loss_train_a50",
+    "loss_train_a50_se",
+    "loss_held_a50",
+    "loss_held_a50_se",
 ];
+
+/// The target ᾱ of the loss-probe columns, in column order (`loss_*_a98` is ᾱ ≈ 0.98).
+pub const PROBE_LEVELS: [f64; 3] = [0.98, 0.8, 0.5];
 
 /// Columns of files written before `train_step` and `sampler` existed.
 const LEGACY_COLUMNS: usize = 25;
 /// Columns of files written before the quality columns existed.
 const PRE_QUALITY_COLUMNS: usize = 27;
+/// Columns of files written before `train_batch` and the loss-probe columns existed.
+const PRE_PROBE_COLUMNS: usize = 34;
 
 fn nan() -> f64 {
     f64::NAN
@@ -180,9 +201,72 @@ pub struct SimRow {
     pub density: f64,
     #[serde(default = "nan", deserialize_with = "f64_or_nan")]
     pub coverage: f64,
+    #[serde(default)]
+    pub train_batch: u64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_train_a98: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_train_a98_se: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_held_a98: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_held_a98_se: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_train_a80: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_train_a80_se: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_held_a80: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_held_a80_se: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_train_a50: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_train_a50_se: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_held_a50: f64,
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub loss_held_a50_se: f64,
 }
 
 impl SimRow {
+    /// Sets the loss-probe columns: (mean, s.e.) per level of [`PROBE_LEVELS`], on the training
+    /// images and on the held-out images.
+    pub fn set_probe(&mut self, train: &[(f64, f64)], held: &[(f64, f64)]) {
+        let at = |v: &[(f64, f64)], i: usize| v.get(i).copied().unwrap_or((f64::NAN, f64::NAN));
+        (self.loss_train_a98, self.loss_train_a98_se) = at(train, 0);
+        (self.loss_held_a98, self.loss_held_a98_se) = at(held, 0);
+        (self.loss_train_a80, self.loss_train_a80_se) = at(train, 1);
+        (self.loss_held_a80, self.loss_held_a80_se) = at(held, 1);
+        (self.loss_train_a50, self.loss_train_a50_se) = at(train, 2);
+        (self.loss_held_a50, self.loss_held_a50_se) = at(held, 2);
+    }
+
+    /// The loss-probe columns as (train mean, train s.e., held-out mean, held-out s.e.) per
+    /// level of [`PROBE_LEVELS`].
+    pub fn probe(&self) -> [(f64, f64, f64, f64); 3] {
+        [
+            (
+                self.loss_train_a98,
+                self.loss_train_a98_se,
+                self.loss_held_a98,
+                self.loss_held_a98_se,
+            ),
+            (
+                self.loss_train_a80,
+                self.loss_train_a80_se,
+                self.loss_held_a80,
+                self.loss_held_a80_se,
+            ),
+            (
+                self.loss_train_a50,
+                self.loss_train_a50_se,
+                self.loss_held_a50,
+                self.loss_held_a50_se,
+            ),
+        ]
+    }
+
     /// Sets the quality columns from one evaluation.
     pub fn set_quality(&mut self, q: &crate::quality::QualityValues) {
         self.frechet = q.frechet;
@@ -218,7 +302,11 @@ pub fn read_csv<R: Read>(r: R) -> Result<Vec<SimRow>> {
         .map_err(|e| MetricsError::Csv(e.to_string()))?
         .clone();
     let got: Vec<&str> = hdr.iter().collect();
-    if got != HEADER && got != HEADER[..LEGACY_COLUMNS] && got != HEADER[..PRE_QUALITY_COLUMNS] {
+    if got != HEADER
+        && ![LEGACY_COLUMNS, PRE_QUALITY_COLUMNS, PRE_PROBE_COLUMNS]
+            .iter()
+            .any(|&k| got == HEADER[..k])
+    {
         let i = got
             .iter()
             .zip(HEADER.iter())
@@ -381,6 +469,10 @@ pub struct VerdictRule {
     /// the data's quality (docs/METHOD.md §4.9: two oracle draws of 30 samples differ by a
     /// ratio with s.d. 0.05 on MNIST px 16 and 0.09 on a GMM at px 8).
     pub frechet_tolerance: f64,
+    /// f_mem at or above this marks the onset of memorization τ_onset along training (default
+    /// 0.01: the first copies; a sweep needs ≥ 1 / onset_fraction samples per snapshot, pooled
+    /// over simulations, to resolve it).
+    pub onset_fraction: f64,
 }
 
 /// Default [`VerdictRule::frechet_tolerance`].
@@ -392,6 +484,7 @@ impl Default for VerdictRule {
             copy_fraction: 0.5,
             quality_tolerance: 0.5,
             frechet_tolerance: FRECHET_TOLERANCE,
+            onset_fraction: 0.01,
         }
     }
 }
@@ -407,6 +500,12 @@ impl VerdictRule {
         }
         if !(self.copy_fraction > 0.0 && self.copy_fraction <= 1.0) {
             return Err(("verdict.copy_fraction", "must be in (0, 1]"));
+        }
+        if !(self.onset_fraction > 0.0 && self.onset_fraction <= self.copy_fraction) {
+            return Err((
+                "verdict.onset_fraction",
+                "must be in (0, copy_fraction] (e.g. 0.01)",
+            ));
         }
         Ok(())
     }
@@ -719,6 +818,19 @@ mod tests {
             recall: 0.5,
             density: 1.0,
             coverage: 0.5,
+            train_batch: 0,
+            loss_train_a98: f64::NAN,
+            loss_train_a98_se: f64::NAN,
+            loss_held_a98: f64::NAN,
+            loss_held_a98_se: f64::NAN,
+            loss_train_a80: f64::NAN,
+            loss_train_a80_se: f64::NAN,
+            loss_held_a80: f64::NAN,
+            loss_held_a80_se: f64::NAN,
+            loss_train_a50: f64::NAN,
+            loss_train_a50_se: f64::NAN,
+            loss_held_a50: f64::NAN,
+            loss_held_a50_se: f64::NAN,
         }
     }
 
@@ -871,12 +983,19 @@ mod tests {
 
     #[test]
     fn legacy_results_without_snapshot_columns_are_read() {
+        let mut full = row("copy", 0, 1, 1.0, -1.0, 1.0);
+        full.train_batch = 16;
+        full.set_probe(
+            &[(0.5, 0.01), (0.4, 0.02), (0.3, 0.03)],
+            &[(0.6, 0.01), (0.5, 0.02), (0.4, 0.03)],
+        );
         let mut buf = Vec::new();
-        write_csv(&mut buf, &[row("copy", 0, 1, 1.0, -1.0, 1.0)]).unwrap();
+        write_csv(&mut buf, std::slice::from_ref(&full)).unwrap();
         let text = String::from_utf8(buf).unwrap();
         assert!(text.starts_with(&HEADER.join(",")));
         let back = read_csv(text.as_bytes()).unwrap();
-        assert_eq!(back, vec![row("copy", 0, 1, 1.0, -1.0, 1.0)]);
+        assert_eq!(back, vec![full.clone()]);
+        assert_eq!(back[0].probe()[1], (0.4, 0.02, 0.5, 0.02));
         // Drop the last two columns of every line: an older file.
         let legacy: String = text
             .lines()
@@ -898,5 +1017,16 @@ mod tests {
         let old = read_csv(pre.as_bytes()).unwrap();
         assert!(old[0].frechet.is_nan() && old[0].precision.is_nan() && old[0].coverage.is_nan());
         assert_eq!((old[0].train_step, old[0].e_og), (0, 1.0));
+        // Without the loss probe: batch 0, NaN losses, the quality as written.
+        let pre: String = text
+            .lines()
+            .map(|l| {
+                let v: Vec<&str> = l.split(',').collect();
+                v[..PRE_PROBE_COLUMNS].join(",") + "\n"
+            })
+            .collect();
+        let old = read_csv(pre.as_bytes()).unwrap();
+        assert_eq!((old[0].train_batch, old[0].coverage), (0, 0.5));
+        assert!(old[0].probe().iter().all(|p| p.0.is_nan() && p.3.is_nan()));
     }
 }

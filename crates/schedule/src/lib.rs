@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod probe;
 pub mod sampler;
 pub mod spacing;
 

@@ -27,8 +27,13 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Images per optimizer step (the last batch of an epoch may be smaller). Default 128.
     pub batch: usize,
-    /// Adam learning rate. Default 2e-4.
+    /// The optimizer: `adam` (default) or `sgd` (with `momentum`; Bonnaire et al.'s runs).
+    pub optimizer: Optimizer,
+    /// Learning rate (Adam's or SGD's). Default 2e-4.
     pub lr: f64,
+    /// SGD momentum μ (PyTorch's: `buf = μ·buf + g`, `p -= lr·buf`, no dampening). Default 0.9;
+    /// ignored by Adam.
+    pub momentum: f64,
     /// Adam beta_1. Default 0.9.
     pub adam_beta1: f64,
     /// Adam beta_2. Default 0.999.
@@ -60,7 +65,9 @@ impl Default for TrainConfig {
             indexing: Indexing::Standard,
             epochs: 10,
             batch: 128,
+            optimizer: Optimizer::Adam,
             lr: 2e-4,
+            momentum: 0.9,
             adam_beta1: 0.9,
             adam_beta2: 0.999,
             adam_eps: 1e-8,
@@ -71,6 +78,17 @@ impl Default for TrainConfig {
             max_steps: None,
         }
     }
+}
+
+/// Which update the trainer applies to the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Adam (PyTorch semantics; `adam_beta1`, `adam_beta2`, `adam_eps`).
+    #[default]
+    Adam,
+    /// Stochastic gradient descent with heavy-ball momentum (`momentum`).
+    Sgd,
 }
 
 /// Why training could not start or stopped.
@@ -143,6 +161,13 @@ impl TrainConfig {
                 "lr",
                 self.lr,
                 "the learning rate must be a positive number",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(setting(
+                "momentum",
+                self.momentum,
+                "SGD's momentum must lie in [0, 1), e.g. 0.95",
             ));
         }
         if !(0.0..1.0).contains(&self.adam_beta1) || !(0.0..1.0).contains(&self.adam_beta2) {

@@ -1,12 +1,15 @@
-//! Adam and the EMA of the weights: on host vectors ([`HostAdam`], CPU backends) or as tensor ops
+//! Adam or SGD with momentum, and the EMA of the weights: on host vectors ([`HostAdam`], CPU backends) or as tensor ops
 //! on the training device (`DeviceAdam`, GPU).
 
 use super::*;
 use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
-/// Adam (PyTorch semantics: `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`) and
-/// the optional EMA, on host vectors; one fused, parallel pass per parameter.
+/// The optimizer's state and update on host vectors, one fused, parallel pass per parameter,
+/// then the optional EMA. Adam (PyTorch semantics: `p -= lr / (1 - b1^t) * m / (sqrt(v) /
+/// sqrt(1 - b2^t) + eps)`), or under `optimizer = "sgd"` heavy-ball momentum (PyTorch's
+/// `torch.optim.SGD(momentum=μ)`: `m = μ·m + g` (the first step `m = g`), `p -= lr·m`), which
+/// keeps its buffer in `m` and leaves `v` at zero.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostAdam {
     pub step: u64,
@@ -32,6 +35,25 @@ impl HostAdam {
         ema: Option<(&mut [Vec<f32>], f64)>,
     ) {
         self.step += 1;
+        const CHUNK: usize = 1 << 14;
+        if cfg.optimizer == Optimizer::Sgd {
+            let (mu, lr) = (cfg.momentum as f32, cfg.lr as f32);
+            for (i, ((_, p), g)) in params.iter_mut().zip(grads).enumerate() {
+                let Some(g) = g else { continue };
+                p.par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(self.m[i].par_chunks_mut(CHUNK))
+                    .for_each(|((p, g), m)| {
+                        for k in 0..p.len() {
+                            let mk = mu * m[k] + g[k];
+                            m[k] = mk;
+                            p[k] -= lr * mk;
+                        }
+                    });
+            }
+            update_ema(params, ema);
+            return;
+        }
         let t = self.step as i32;
         let (b1, b2) = (cfg.adam_beta1, cfg.adam_beta2);
         let bc1 = 1.0 - b1.powi(t);
@@ -41,7 +63,6 @@ impl HostAdam {
         let eps = cfg.adam_eps as f32;
         let (b1f, b2f) = (b1 as f32, b2 as f32);
         let (c1, c2) = ((1.0 - b1) as f32, (1.0 - b2) as f32);
-        const CHUNK: usize = 1 << 14;
         for (i, ((_, p), g)) in params.iter_mut().zip(grads).enumerate() {
             let Some(g) = g else { continue };
             p.par_chunks_mut(CHUNK)
@@ -59,17 +80,23 @@ impl HostAdam {
                     }
                 });
         }
-        if let Some((ema, decay)) = ema {
-            let (d, c) = (decay as f32, (1.0 - decay) as f32);
-            for (e, (_, p)) in ema.iter_mut().zip(params.iter()) {
-                e.par_chunks_mut(CHUNK)
-                    .zip(p.par_chunks(CHUNK))
-                    .for_each(|(e, p)| {
-                        for k in 0..e.len() {
-                            e[k] = d * e[k] + c * p[k];
-                        }
-                    });
-            }
+        update_ema(params, ema);
+    }
+}
+
+/// `ema = decay·ema + (1 - decay)·p`, element by element.
+fn update_ema(params: &[(Vec<usize>, Vec<f32>)], ema: Option<(&mut [Vec<f32>], f64)>) {
+    const CHUNK: usize = 1 << 14;
+    if let Some((ema, decay)) = ema {
+        let (d, c) = (decay as f32, (1.0 - decay) as f32);
+        for (e, (_, p)) in ema.iter_mut().zip(params.iter()) {
+            e.par_chunks_mut(CHUNK)
+                .zip(p.par_chunks(CHUNK))
+                .for_each(|(e, p)| {
+                    for k in 0..e.len() {
+                        e[k] = d * e[k] + c * p[k];
+                    }
+                });
         }
     }
 }
@@ -102,6 +129,16 @@ impl DeviceAdam {
 
     /// One update at Adam step `t` (1-based), as [`HostAdam::update`].
     pub(crate) fn update(&mut self, cfg: &TrainConfig, t: u64, grads: Vec<Option<Tensor<1>>>) {
+        if cfg.optimizer == Optimizer::Sgd {
+            for (i, g) in grads.into_iter().enumerate() {
+                let Some(g) = g else { continue };
+                let m = self.m[i].clone().mul_scalar(cfg.momentum) + g;
+                self.p[i] = self.p[i].clone() - m.clone().mul_scalar(cfg.lr);
+                self.m[i] = m;
+            }
+            self.update_ema(cfg);
+            return;
+        }
         let (b1, b2) = (cfg.adam_beta1, cfg.adam_beta2);
         let bc1 = 1.0 - b1.powi(t as i32);
         let bc2 = 1.0 - b2.powi(t as i32);
@@ -120,6 +157,10 @@ impl DeviceAdam {
             self.m[i] = m;
             self.v[i] = v;
         }
+        self.update_ema(cfg);
+    }
+
+    fn update_ema(&mut self, cfg: &TrainConfig) {
         if let (Some(ema), Some(d)) = (&mut self.ema, cfg.ema) {
             for (e, p) in ema.iter_mut().zip(&self.p) {
                 *e = e.clone().mul_scalar(d) + p.clone().mul_scalar(1.0 - d);
