@@ -182,19 +182,24 @@ fn a_tiny_model_overfits_four_images() {
 #[test]
 fn same_seed_same_losses_and_resumed_run_continues_exactly() {
     // Adam, and SGD with momentum (its buffer is the checkpoint's first moment).
-    for sgd in [false, true] {
-        let mut cfg = TrainConfig {
-            ema: Some(0.9),
-            val_fraction: 0.2,
-            ..tiny(4)
-        };
-        if sgd {
-            cfg.optimizer = memdiff_diffusion::train::Optimizer::Sgd;
-            cfg.lr = 0.01;
-            cfg.momentum = 0.95;
-        }
+    for cfg in both_optimizers(TrainConfig {
+        ema: Some(0.9),
+        val_fraction: 0.2,
+        ..tiny(4)
+    }) {
         resumes_exactly(&cfg);
     }
+}
+
+/// `cfg` with Adam, and with SGD (lr 0.01, momentum 0.95).
+fn both_optimizers(cfg: TrainConfig) -> [TrainConfig; 2] {
+    let sgd = TrainConfig {
+        optimizer: memdiff_diffusion::train::Optimizer::Sgd,
+        lr: 0.01,
+        momentum: 0.95,
+        ..cfg.clone()
+    };
+    [cfg, sgd]
 }
 
 fn resumes_exactly(cfg: &TrainConfig) {
@@ -373,16 +378,10 @@ fn bad_settings_name_the_field() {
 /// restored continues exactly as the run that kept going.
 #[test]
 fn device_optimizer_matches_the_host_one_and_resumes_exactly() {
-    for sgd in [false, true] {
-        let mut cfg = TrainConfig {
-            ema: Some(0.9),
-            ..tiny(4)
-        };
-        if sgd {
-            cfg.optimizer = memdiff_diffusion::train::Optimizer::Sgd;
-            cfg.lr = 0.01;
-            cfg.momentum = 0.95;
-        }
+    for cfg in both_optimizers(TrainConfig {
+        ema: Some(0.9),
+        ..tiny(4)
+    }) {
         device_matches_host(&cfg);
     }
 }

@@ -596,19 +596,7 @@ pub(crate) mod tests {
             recall: f64::NAN,
             density: f64::NAN,
             coverage: f64::NAN,
-            train_batch: 0,
-            loss_train_a98: f64::NAN,
-            loss_train_a98_se: f64::NAN,
-            loss_held_a98: f64::NAN,
-            loss_held_a98_se: f64::NAN,
-            loss_train_a80: f64::NAN,
-            loss_train_a80_se: f64::NAN,
-            loss_held_a80: f64::NAN,
-            loss_held_a80_se: f64::NAN,
-            loss_train_a50: f64::NAN,
-            loss_train_a50_se: f64::NAN,
-            loss_held_a50: f64::NAN,
-            loss_held_a50_se: f64::NAN,
+            ..Default::default()
         }
     }
 

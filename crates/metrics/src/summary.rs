@@ -229,6 +229,61 @@ pub struct SimRow {
     pub loss_held_a50_se: f64,
 }
 
+impl Default for SimRow {
+    /// Empty text, zero counts, NaN measurements: for building rows field by field.
+    fn default() -> Self {
+        Self {
+            data: String::new(),
+            px: 0,
+            d: 0,
+            components: 0,
+            n: 0,
+            steps: 0,
+            generator: String::new(),
+            protocol: String::new(),
+            sim: 0,
+            seed: 0,
+            n_original: 0,
+            n_train: 0,
+            n_generated: 0,
+            bandwidth: String::new(),
+            dequantized: String::new(),
+            e_tg: f64::NAN,
+            e_og: f64::NAN,
+            delta: f64::NAN,
+            delta_unbiased: f64::NAN,
+            nn_ratio_mean: f64::NAN,
+            nn_frac_memorized: f64::NAN,
+            pixels_used: 0,
+            pixels_skipped: 0,
+            train_seconds: f64::NAN,
+            final_loss: f64::NAN,
+            train_step: 0,
+            sampler: String::new(),
+            frechet: f64::NAN,
+            kid: f64::NAN,
+            kid_se: f64::NAN,
+            precision: f64::NAN,
+            recall: f64::NAN,
+            density: f64::NAN,
+            coverage: f64::NAN,
+            train_batch: 0,
+            loss_train_a98: f64::NAN,
+            loss_train_a98_se: f64::NAN,
+            loss_held_a98: f64::NAN,
+            loss_held_a98_se: f64::NAN,
+            loss_train_a80: f64::NAN,
+            loss_train_a80_se: f64::NAN,
+            loss_held_a80: f64::NAN,
+            loss_held_a80_se: f64::NAN,
+            loss_train_a50: f64::NAN,
+            loss_train_a50_se: f64::NAN,
+            loss_held_a50: f64::NAN,
+            loss_held_a50_se: f64::NAN,
+        }
+    }
+}
+
 impl SimRow {
     /// Sets the loss-probe columns: (mean, s.e.) per level of [`PROBE_LEVELS`], on the training
     /// images and on the held-out images.
@@ -818,19 +873,7 @@ mod tests {
             recall: 0.5,
             density: 1.0,
             coverage: 0.5,
-            train_batch: 0,
-            loss_train_a98: f64::NAN,
-            loss_train_a98_se: f64::NAN,
-            loss_held_a98: f64::NAN,
-            loss_held_a98_se: f64::NAN,
-            loss_train_a80: f64::NAN,
-            loss_train_a80_se: f64::NAN,
-            loss_held_a80: f64::NAN,
-            loss_held_a80_se: f64::NAN,
-            loss_train_a50: f64::NAN,
-            loss_train_a50_se: f64::NAN,
-            loss_held_a50: f64::NAN,
-            loss_held_a50_se: f64::NAN,
+            ..Default::default()
         }
     }
 
