@@ -452,6 +452,7 @@ fn loss_probe_budgets_per_n_and_sgd_leave_training_unchanged() {
             "epochs = 1\n",
             "optimizer = \"sgd\"\nlr = 0.01\nmomentum = 0.9\n",
         )
+        .replace("batch = 8\n", "batch = 2\n")
         .replace(
             "save_images = 2",
             "save_images = 2\ntrain_steps = \"2*n\"\neval_at = \"log:2..end:3\"",
@@ -512,8 +513,41 @@ fn loss_probe_budgets_per_n_and_sgd_leave_training_unchanged() {
         assert!(x[probe0..].iter().all(|v| v == "NaN"), "{x:?}");
         let v: Vec<f64> = y[probe0..].iter().map(|v| v.parse().unwrap()).collect();
         assert!(v.iter().all(|v| v.is_finite() && *v > 0.0), "{y:?}");
-        let n: usize = x[col("n")].parse().unwrap();
-        assert_eq!(x[col("train_batch")], n.min(8).to_string());
+        // A fixed batch of 2, below every n.
+        assert_eq!(x[col("train_batch")], "2");
+    }
+    // Killed after its first unit and run again: the same rows.
+    let cfg = tmp.path().join("on/sweep.toml.in");
+    let resumed = tmp.path().join("on/resumed");
+    kill_after_first_unit(cfg.to_str().unwrap(), &resumed, tmp.path());
+    ok(&memdiff(
+        &[
+            "sweep",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            resumed.to_str().unwrap(),
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(table(&resumed), on);
+    // Bad values of the protocol's keys: one line naming the key.
+    for (from, to, key) in [
+        ("momentum = 0.9", "momentum = 1.5", "momentum"),
+        ("\"2*n\"", "\"2*m\"", "train_steps"),
+        ("batch = 2\n", "batch = 0\n", "batch"),
+        ("loss_probe = 16", "loss_probe = 0", "loss_probe"),
+    ] {
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(from, to);
+        let bad = write_config(&tmp.path().join("off"), &text);
+        let o = memdiff(
+            &["sweep", "--config", bad.to_str().unwrap(), "--out", "bad"],
+            tmp.path(),
+        );
+        assert_eq!(o.status.code(), Some(1), "{key}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(key) && e.lines().count() == 1, "{key}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
     }
     // The onsets table has the onset and the loss-gap columns.
     let onsets = std::fs::read_to_string(tmp.path().join("on/out/report/onsets.csv")).unwrap();

@@ -331,6 +331,20 @@ fn load_config(args: &SweepArgs) -> anyhow::Result<(SweepConfig, PathBuf)> {
     }
     cfg.validate()
         .with_context(|| format!("config {}", path.display()))?;
+    // The [train] table is read per network; check it here, before anything is written.
+    if cfg.has_model() {
+        for &s in &cfg.steps {
+            let mut t = cfg.train.clone();
+            set(&mut t, "px", cfg.px as i64);
+            set(&mut t, "diffusion_steps", s as i64);
+            let context = || format!("config {}", path.display());
+            let tc: TrainConfig = toml::Value::Table(t)
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("[train] table: {e}"))
+                .with_context(context)?;
+            tc.validate().with_context(context)?;
+        }
+    }
     let out = match &args.out {
         Some(o) => o.clone(),
         None => {
