@@ -136,7 +136,7 @@ footer { margin-top: 3em; color: #777; font-size: 0.85em; }
 
 /// What a figure shows, from its file name (the stems of `plots` and `samples`).
 pub fn describe(name: &str) -> &'static str {
-    const KNOWN: [(&str, &str); 10] = [
+    const KNOWN: [(&str, &str); 17] = [
         (
             "p_delta_u_vs_n",
             "P(Δ_U > 0) against n, Wilson 95 % bands, with the reference generators",
@@ -150,6 +150,31 @@ pub fn describe(name: &str) -> &'static str {
             "Ê_OG (E_OG over its value at the smallest n) against n",
         ),
         ("eta_vs_c", "η against the number of components C"),
+        (
+            "eta_vs_step",
+            "η along training, one curve per number of components C, 95 % bands",
+        ),
+        (
+            "collapse_vs_step_over_n",
+            "The collapse: f_mem over its largest value per n, against optimizer step / n",
+        ),
+        (
+            "collapse_vs_step",
+            "f_mem over its largest value per n, against optimizer step",
+        ),
+        (
+            "loss_probe",
+            "Denoising loss at ᾱ ≈ 0.98 on the training images and on held-out images along training, ± 2 s.e.",
+        ),
+        (
+            "s_axis",
+            "f_mem and quality (oracle's Fréchet over the model's) at the budget, against s",
+        ),
+        ("tau_vs_s", "τ_onset and τ_mem against s, one line per n"),
+        (
+            "phase_s",
+            "Phase diagram over (training step, s) at one n: f_mem · reading",
+        ),
         ("f_mem_vs_step", "f_mem along training, one curve per n"),
         (
             "quality_vs_step",
@@ -159,7 +184,10 @@ pub fn describe(name: &str) -> &'static str {
             "phase",
             "Phase diagram over (training step, n): f_mem · E_OG/oracle · Fréchet/oracle · reading",
         ),
-        ("tau_mem_vs_n", "Memorization onset τ_mem against n"),
+        (
+            "tau_mem_vs_n",
+            "Memorization onsets τ_onset and τ_mem, and τ_gen, against n",
+        ),
         (
             "samples",
             "Generated samples beside their nearest training images, one row per n",
