@@ -16,7 +16,7 @@ use memdiff_experiments::grid::Shard;
 use memdiff_experiments::sim::BoxError;
 use memdiff_experiments::sim::{ProbeLosses, Snapshot};
 use memdiff_experiments::{ModelJob, ModelOutput, ModelRunner, RunOptions, SweepDir};
-use memdiff_schedule::{probe, Form, Indexing, Schedule};
+use memdiff_schedule::{Form, Indexing, Schedule};
 use std::path::{Path, PathBuf};
 
 /// Run (or resume) a sweep: every simulation trains a fresh model on a fresh T and is measured
@@ -215,8 +215,7 @@ impl BurnBatch {
                             &model,
                             &schedule,
                             cfgs[k].indexing,
-                            train,
-                            h,
+                            [train, h],
                             job.probe_seed,
                             device,
                         )?),
@@ -257,33 +256,24 @@ impl BurnBatch {
     }
 }
 
-/// The loss probe of one snapshot (`memdiff_schedule::probe`): the denoising loss of `model` on
-/// the training images and on the held-out ones, each with its own fixed noise.
+/// The loss probe of one snapshot: the denoising loss of `model` on the training images and on
+/// the held-out ones (`memdiff_diffusion::sample::denoising_loss`), each set with its own noise.
 fn loss_probe(
     model: &memdiff_diffusion::UNet,
     schedule: &Schedule,
     indexing: Indexing,
-    train: &ImageSet,
-    held_out: &ImageSet,
+    sets: [&ImageSet; 2],
     seed: u64,
     device: &backend::Device,
 ) -> Result<ProbeLosses, BoxError> {
-    let eps = memdiff_diffusion::sample::UNetEps {
-        model,
-        device: device.clone(),
-    };
-    let run = |set: &ImageSet, stream: u64| -> Result<Vec<(f64, f64)>, BoxError> {
-        let seed = memdiff_data::seed::derive_seed(seed, "set", &[stream]);
-        Ok(
-            probe::denoising_loss(&eps, schedule, indexing, &set.data, set.dim(), seed, 256)?
-                .into_iter()
-                .map(|l| (l.mean, l.se))
-                .collect(),
-        )
-    };
+    let mut out = sets.into_iter().enumerate().map(|(k, set)| {
+        let seed = memdiff_data::seed::derive_seed(seed, "set", &[k as u64]);
+        memdiff_diffusion::sample::denoising_loss(model, schedule, indexing, set, seed, device)
+            .map(|v| v.into_iter().map(|l| (l.mean, l.se)).collect::<Vec<_>>())
+    });
     Ok(ProbeLosses {
-        train: run(train, 0)?,
-        held_out: run(held_out, 1)?,
+        train: out.next().expect("two sets")?,
+        held_out: out.next().expect("two sets")?,
     })
 }
 

@@ -57,6 +57,32 @@ impl EpsModel for UNetEps<'_> {
     }
 }
 
+/// The denoising loss of `model` on `images` (pixels in [0, 1]) at the loss probe's fixed noise
+/// levels, with the noise of `seed` (`memdiff_schedule::probe::denoising_loss`, 256 images per
+/// forward pass): what a training snapshot measures on its training images and on held-out ones.
+pub fn denoising_loss(
+    model: &UNet,
+    schedule: &Schedule,
+    indexing: Indexing,
+    images: &ImageSet,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<memdiff_schedule::probe::LevelLoss>, BoxError> {
+    let eps = UNetEps {
+        model,
+        device: device.clone(),
+    };
+    memdiff_schedule::probe::denoising_loss(
+        &eps,
+        schedule,
+        indexing,
+        &images.data,
+        images.dim(),
+        seed,
+        256,
+    )
+}
+
 /// The sampler in a few characters, as the `sampler` column of results.csv and the run records
 /// write it: `ddpm/clipped-x0`, `ddim:50:trailing:eta0/clipped-x0`, `ddpm/eps`.
 pub fn describe(opts: &SampleOptions, schedule: &Schedule) -> String {
