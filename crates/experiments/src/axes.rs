@@ -294,7 +294,6 @@ pub fn eta_along_training(groups: &[GroupSummary]) -> Vec<EtaPoint> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::report::aggregate;
     use crate::trajectory::tests::base;
     use memdiff_metrics::summary::{SimRow, VerdictRule};

@@ -91,20 +91,30 @@ impl Ensembler {
             .collect())
     }
 
-    fn ask(&self, job: &ModelJob, train: &ImageSet) -> Result<ModelOutput, BoxError> {
+    /// Queues `jobs` and waits for their results (in order).
+    fn ask(&self, jobs: &[(&ModelJob, &ImageSet)]) -> Vec<Result<ModelOutput, BoxError>> {
         let mut st = self.state.lock().expect("ensembler lock");
-        let id = st.next_id;
-        st.next_id += 1;
-        st.pending.push(Request {
-            id,
-            job: job.clone(),
-            train: train.clone(),
-        });
+        let mut ids = Vec::with_capacity(jobs.len());
+        for (job, train) in jobs {
+            let id = st.next_id;
+            st.next_id += 1;
+            st.pending.push(Request {
+                id,
+                job: (*job).clone(),
+                train: (*train).clone(),
+            });
+            ids.push(id);
+        }
         self.wake.notify_all();
         loop {
-            if let Some(r) = st.done.remove(&id) {
-                return r;
+            if ids.iter().all(|id| st.done.contains_key(id)) {
+                return ids
+                    .iter()
+                    .map(|id| st.done.remove(id).expect("checked"))
+                    .collect();
             }
+            // Every working worker has asked (a worker asking for several networks counts once
+            // for each).
             if !st.running && !st.pending.is_empty() && st.pending.len() >= st.live {
                 st.running = true;
                 let queue = std::mem::take(&mut st.pending);
@@ -198,7 +208,17 @@ impl ModelRunner for Member {
         job: &ModelJob,
         train: &ImageSet,
     ) -> Result<ModelOutput, BoxError> {
-        self.e.ask(job, train)
+        self.e
+            .ask(&[(job, train)])
+            .pop()
+            .expect("one result per job")
+    }
+
+    fn train_and_sample_many(
+        &mut self,
+        jobs: &[(&ModelJob, &ImageSet)],
+    ) -> Vec<Result<ModelOutput, BoxError>> {
+        self.e.ask(jobs)
     }
 
     fn finished(&mut self) {

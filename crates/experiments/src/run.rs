@@ -810,6 +810,28 @@ mod tests {
     }
 
     #[test]
+    fn the_pairs_two_networks_are_asked_for_together_and_give_the_same_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = tiny();
+        c.pair = true;
+        c.train_steps = Some(400.into());
+        c.eval_at = Some(crate::config::EvalAt::List(vec![4, 40]));
+        let one = SweepDir::new(tmp.path().join("one"));
+        run_sweep(c.clone(), &one, &opts(), &mut FakeModel).unwrap();
+        let pairs = |d: &SweepDir| std::fs::read(d.root.join("pairs.csv")).unwrap();
+        for k in [1, 2, 3] {
+            let d = SweepDir::new(tmp.path().join(format!("k{k}")));
+            let (mut m, calls) = members(k);
+            run_sweep_concurrent(c.clone(), &d, &opts(), &mut m).unwrap();
+            assert_eq!(results(&d), results(&one), "K = {k}");
+            assert_eq!(pairs(&d), pairs(&one), "K = {k}");
+            // Two networks per unit, each trained once.
+            let calls = calls.lock().unwrap().clone();
+            assert_eq!(calls.iter().sum::<usize>(), 12, "K = {k}: {calls:?}");
+        }
+    }
+
+    #[test]
     fn batched_trainings_give_the_one_at_a_time_results_whatever_k_and_resume() {
         let tmp = tempfile::tempdir().unwrap();
         let mut c = tiny();

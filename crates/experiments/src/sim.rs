@@ -84,6 +84,18 @@ pub trait ModelRunner {
         train: &ImageSet,
     ) -> Result<ModelOutput, BoxError>;
 
+    /// Several networks at once (the two networks of the two-training-sets test): one result
+    /// per job, in order. By default one after the other; a batching runner
+    /// ([`crate::batch::Member`]) trains them as one ensemble.
+    fn train_and_sample_many(
+        &mut self,
+        jobs: &[(&ModelJob, &ImageSet)],
+    ) -> Vec<Result<ModelOutput, BoxError>> {
+        jobs.iter()
+            .map(|(job, train)| self.train_and_sample(job, train))
+            .collect()
+    }
+
     /// Called once when the worker using this runner takes no more units (a batching runner,
     /// [`crate::batch::Member`], then stops waiting for it).
     fn finished(&mut self) {}
@@ -459,15 +471,32 @@ impl SimContext {
                         },
                         probe_seed: derive_seed(seeds.sampling, "loss-probe", &[]),
                     };
-                    let out = runner.train_and_sample(&job, &t_train).map_err(|source| {
-                        SimError::Model {
-                            unit: u.id(),
-                            source,
-                        }
-                    })?;
+                    // Under the pair test, network B (its own T' and seed) trains beside A.
+                    let pair = match &pair_ref {
+                        Some(_) => Some(self.pair_job(u, &seeds, &job, &t, &policy)?),
+                        None => None,
+                    };
+                    let t_b_train = pair.as_ref().map(|(_, t_b)| t_b.map(|v| v as f32));
+                    let mut jobs = vec![(&job, &t_train)];
+                    if let (Some((job_b, _)), Some(t_b)) = (&pair, &t_b_train) {
+                        jobs.push((job_b, t_b));
+                    }
+                    let mut outs = runner.train_and_sample_many(&jobs).into_iter();
+                    let model_err = |source| SimError::Model {
+                        unit: u.id(),
+                        source,
+                    };
+                    let out = outs
+                        .next()
+                        .expect("one result per job")
+                        .map_err(model_err)?;
                     check_output(u, &job, &out, t.dim(), "")?;
-                    if let Some(r) = &pair_ref {
-                        pairs = self.pair_rows(u, &seeds, &job, &out, r, &t, &policy, runner)?;
+                    if let (Some(r), Some((_, t_b))) = (&pair_ref, &pair) {
+                        let out_b = outs
+                            .next()
+                            .expect("one result per job")
+                            .map_err(model_err)?;
+                        pairs = self.pair_rows(u, &seeds, &job, [&out, &out_b], r, [&t, t_b])?;
                     }
                     let train_batch = out.train_batch as u64;
                     let mut v = Vec::with_capacity(out.snapshots.len());
@@ -638,29 +667,18 @@ impl SimContext {
         Ok(UnitRows { rows, pairs })
     }
 
-    /// The two-training-sets test of one model unit (`crate::pair`): trains network B on a
-    /// second training set with A's job (same settings and sampling noise, its own training
-    /// seed) and measures every
-    /// snapshot pair against the unit's centre and floor. `t` is the T network A trained on.
-    #[allow(clippy::too_many_arguments)]
-    fn pair_rows(
+    /// Network B of the two-training-sets test (`crate::pair`): A's job (same settings and
+    /// sampling noise) with its own training seed, on a second training set T' of the unit's n
+    /// given T's treatment with its own noise stream; returns B's job and T' (treated).
+    fn pair_job(
         &self,
         u: &Unit,
         seeds: &SimSeeds,
         job: &ModelJob,
-        out: &ModelOutput,
-        reference: &PairReference,
         t: &ImageSet<f64>,
         policy: &Decision,
-        runner: &mut dyn ModelRunner,
-    ) -> Result<Vec<PairRow>, SimError> {
-        let cfg = &self.cfg;
-        let metric_err = |e: memdiff_metrics::MetricsError| SimError::Metric {
-            unit: u.id(),
-            source: metric::MetricError(e.to_string()),
-        };
+    ) -> Result<(ModelJob, ImageSet<f64>), SimError> {
         let t_b_raw = self.draw_pair_train(u, seeds)?;
-        // T' gets T's treatment, with its own noise stream.
         let policy_b = Decision {
             seed: derive_seed(seeds.reference, "pair", &[]),
             ..policy.clone()
@@ -674,13 +692,26 @@ impl SimContext {
             held_out: None,
             ..job.clone()
         };
-        let out_b = runner
-            .train_and_sample(&job_b, &t_b.map(|v| v as f32))
-            .map_err(|source| SimError::Model {
-                unit: u.id(),
-                source,
-            })?;
-        check_output(u, job, &out_b, t.dim(), " B")?;
+        Ok((job_b, t_b))
+    }
+
+    /// The pair rows of one model unit: every snapshot pair of networks A and B measured
+    /// against the unit's centre and floor; `t`, `t_b` are the sets A and B trained on.
+    fn pair_rows(
+        &self,
+        u: &Unit,
+        seeds: &SimSeeds,
+        job: &ModelJob,
+        [out, out_b]: [&ModelOutput; 2],
+        reference: &PairReference,
+        [t, t_b]: [&ImageSet<f64>; 2],
+    ) -> Result<Vec<PairRow>, SimError> {
+        let cfg = &self.cfg;
+        let metric_err = |e: memdiff_metrics::MetricsError| SimError::Metric {
+            unit: u.id(),
+            source: metric::MetricError(e.to_string()),
+        };
+        check_output(u, job, out_b, t.dim(), " B")?;
         if out_b.snapshots.len() != out.snapshots.len() {
             return Err(SimError::Data {
                 unit: u.id(),
@@ -703,7 +734,7 @@ impl SimContext {
                 });
             }
             let m = reference
-                .measure(&a.generated, &b.generated, t, &t_b)
+                .measure(&a.generated, &b.generated, t, t_b)
                 .map_err(metric_err)?;
             rows.push(PairRow {
                 data: cfg.data.to_string(),
