@@ -25,6 +25,7 @@
 
 use crate::report::{Report, ReportError, ReportRow, ALPHA};
 use crate::trajectory::Trajectory;
+use memdiff_metrics::summary::ProbeLevel;
 use memdiff_plot::{HeatMap, LegendPos, LinePlot, Series};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -356,7 +357,7 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
         );
         p.log_x = true;
         p.legend = LegendPos::LowerLeft;
-        let band = |f: fn(&(f64, f64, f64, f64)) -> (f64, f64)| {
+        let band = |f: fn(&ProbeLevel) -> (f64, f64)| {
             c.iter()
                 .map(|c| {
                     let (m, se) = f(&c.probe[0]);
@@ -364,13 +365,13 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
                 })
                 .collect::<Vec<_>>()
         };
-        let line = |f: fn(&(f64, f64, f64, f64)) -> (f64, f64)| {
+        let line = |f: fn(&ProbeLevel) -> (f64, f64)| {
             c.iter()
                 .map(|c| (c.train_step as f64, f(&c.probe[0]).0))
                 .collect::<Vec<_>>()
         };
-        let train = |p: &(f64, f64, f64, f64)| (p.0, p.1);
-        let held = |p: &(f64, f64, f64, f64)| (p.2, p.3);
+        let train = |p: &ProbeLevel| (p.0, p.1);
+        let held = |p: &ProbeLevel| (p.2, p.3);
         p.series.push(
             Series::line_and_points("training images", line(train))
                 .with_band(band(train))

@@ -25,7 +25,7 @@
 //! - EMM per snapshot (Gu et al. 2025): the largest n whose f_mem is at least 0.9.
 
 use crate::row::SimRow;
-use memdiff_metrics::summary::{GroupSummary, VerdictRule};
+use memdiff_metrics::summary::{GroupSummary, ProbeLevel, VerdictRule};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -109,7 +109,7 @@ pub struct Cell {
     /// The loss probe per level of `summary::PROBE_LEVELS`: (training loss, its s.e., held-out
     /// loss, its s.e.), means over the simulations (s.e. combined as √Σse² / sims); NaN
     /// without probe columns.
-    pub probe: [(f64, f64, f64, f64); 3],
+    pub probe: [ProbeLevel; 3],
 }
 
 impl Cell {
@@ -270,7 +270,7 @@ pub fn trajectories(
             .push((r.train_step, k, r.n_generated));
     }
     // The loss probe's columns per (family, n, step): one entry per simulation.
-    type Probe = [(f64, f64, f64, f64); 3];
+    type Probe = [ProbeLevel; 3];
     let mut probes: BTreeMap<(Family, u64, u64), Vec<Probe>> = BTreeMap::new();
     for r in rows
         .iter()
@@ -455,7 +455,7 @@ pub fn trajectories(
 }
 
 /// The probe columns of one cell's simulations averaged (module doc); NaN without any.
-fn mean_probe(v: Option<&Vec<[(f64, f64, f64, f64); 3]>>) -> [(f64, f64, f64, f64); 3] {
+fn mean_probe(v: Option<&Vec<[ProbeLevel; 3]>>) -> [ProbeLevel; 3] {
     let nan = (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
     let Some(v) = v.filter(|v| !v.is_empty()) else {
         return [nan; 3];
@@ -463,11 +463,9 @@ fn mean_probe(v: Option<&Vec<[(f64, f64, f64, f64); 3]>>) -> [(f64, f64, f64, f6
     let m = v.len() as f64;
     let mut out = [nan; 3];
     for (l, o) in out.iter_mut().enumerate() {
-        let mean =
-            |f: fn(&(f64, f64, f64, f64)) -> f64| v.iter().map(|p| f(&p[l])).sum::<f64>() / m;
-        let se = |f: fn(&(f64, f64, f64, f64)) -> f64| {
-            v.iter().map(|p| f(&p[l]).powi(2)).sum::<f64>().sqrt() / m
-        };
+        let mean = |f: fn(&ProbeLevel) -> f64| v.iter().map(|p| f(&p[l])).sum::<f64>() / m;
+        let se =
+            |f: fn(&ProbeLevel) -> f64| v.iter().map(|p| f(&p[l]).powi(2)).sum::<f64>().sqrt() / m;
         *o = (mean(|p| p.0), se(|p| p.1), mean(|p| p.2), se(|p| p.3));
     }
     out

@@ -118,6 +118,9 @@ pub const HEADER: [&str; 47] = [
     "loss_held_a50_se",
 ];
 
+/// The loss probe at one level: (training loss, its s.e., held-out loss, its s.e.).
+pub type ProbeLevel = (f64, f64, f64, f64);
+
 /// The target ᾱ of the loss-probe columns, in column order (`loss_*_a98` is ᾱ ≈ 0.98).
 pub const PROBE_LEVELS: [f64; 3] = [0.98, 0.8, 0.5];
 
@@ -299,7 +302,7 @@ impl SimRow {
 
     /// The loss-probe columns as (train mean, train s.e., held-out mean, held-out s.e.) per
     /// level of [`PROBE_LEVELS`].
-    pub fn probe(&self) -> [(f64, f64, f64, f64); 3] {
+    pub fn probe(&self) -> [ProbeLevel; 3] {
         [
             (
                 self.loss_train_a98,
