@@ -521,21 +521,38 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
         let mut first: Option<(f64, f64)> = None;
         let n_max = t.onsets.iter().map(|o| o.n as f64).fold(0.0, f64::max);
         type Pick = fn(&crate::trajectory::Onset) -> (Option<f64>, Option<f64>, Option<f64>);
-        let kinds: [(&str, Pick, &Option<crate::trajectory::Slope>, usize); 2] = [
+        type Fitted = fn(&crate::trajectory::Onset) -> bool;
+        // τ_onset's fit over the n beyond τ_gen, or over every n when fewer than two are.
+        let (onset_slope, onset_fitted, onset_over): (_, Fitted, _) = match &t.slope_onset {
+            Some(sl) => (Some(sl), |o| o.beyond_gen, " (τ_onset ≥ 2 τ_gen)"),
+            None => (t.slope_onset_all.as_ref(), |_| true, " (every n)"),
+        };
+        let kinds: [(
+            &str,
+            Pick,
+            Option<&crate::trajectory::Slope>,
+            Fitted,
+            &str,
+            usize,
+        ); 2] = [
             (
                 "τ_onset",
                 |o| (o.tau_onset, o.tau_onset_lo, o.tau_onset_hi),
-                &t.slope_onset,
+                onset_slope,
+                onset_fitted,
+                onset_over,
                 2,
             ),
             (
                 "τ_mem",
                 |o| (o.tau_mem, o.tau_mem_lo, o.tau_mem_hi),
-                &t.slope,
+                t.slope.as_ref(),
+                |_| true,
+                "",
                 0,
             ),
         ];
-        for (name, pick, slope, color) in kinds {
+        for (name, pick, slope, fitted, over, color) in kinds {
             let reached: Vec<_> = t.onsets.iter().filter(|o| pick(o).0.is_some()).collect();
             if reached.is_empty() {
                 continue;
@@ -560,20 +577,20 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
             );
             if let Some(sl) = slope {
                 // The least-squares line through the fitted points' log-means.
-                let fitted: Vec<(f64, f64)> = reached
+                let fit: Vec<(f64, f64)> = reached
                     .iter()
-                    .filter(|o| name != "τ_onset" || o.beyond_gen)
+                    .filter(|o| fitted(o))
                     .map(|o| (o.n as f64, pick(o).0.unwrap()))
                     .collect();
-                if let (Some(a), Some(b)) = (fitted.first(), fitted.last()) {
-                    let m = fitted.len() as f64;
-                    let mx = fitted.iter().map(|p| p.0.ln()).sum::<f64>() / m;
-                    let my = fitted.iter().map(|p| p.1.ln()).sum::<f64>() / m;
+                if let (Some(a), Some(b)) = (fit.first(), fit.last()) {
+                    let m = fit.len() as f64;
+                    let mx = fit.iter().map(|p| p.0.ln()).sum::<f64>() / m;
+                    let my = fit.iter().map(|p| p.1.ln()).sum::<f64>() / m;
                     let at = |n: f64| (my + sl.slope * (n.ln() - mx)).exp();
                     p.series.push(
                         Series::line(
                             format!(
-                                "{name} fit: slope {:.2} [{:.2}, {:.2}]",
+                                "{name} fit{over}: slope {:.2} [{:.2}, {:.2}]",
                                 sl.slope, sl.lo, sl.hi
                             ),
                             vec![(a.0, at(a.0)), (b.0, at(b.0))],
@@ -582,6 +599,15 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
                     );
                 }
             }
+        }
+        let gap: Vec<(f64, f64)> = t
+            .onsets
+            .iter()
+            .filter_map(|o| o.gap_onset.map(|g| (o.n as f64, g as f64)))
+            .collect();
+        if !gap.is_empty() {
+            p.series
+                .push(Series::points("loss-gap onset (ᾱ ≈ 0.98)", gap).with_color(4));
         }
         let gen: Vec<(f64, f64)> = t
             .onsets
