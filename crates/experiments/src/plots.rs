@@ -527,32 +527,41 @@ pub fn trajectory_plots(t: &Trajectory, out: &Path) -> Result<Vec<PathBuf>, Repo
             Some(sl) => (Some(sl), |o| o.beyond_gen, " (τ_onset ≥ 2 τ_gen)"),
             None => (t.slope_onset_all.as_ref(), |_| true, " (every n)"),
         };
-        let kinds: [(
-            &str,
-            Pick,
-            Option<&crate::trajectory::Slope>,
-            Fitted,
-            &str,
-            usize,
-        ); 2] = [
-            (
-                "τ_onset",
-                |o| (o.tau_onset, o.tau_onset_lo, o.tau_onset_hi),
-                onset_slope,
-                onset_fitted,
-                onset_over,
-                2,
-            ),
-            (
-                "τ_mem",
-                |o| (o.tau_mem, o.tau_mem_lo, o.tau_mem_hi),
-                t.slope.as_ref(),
-                |_| true,
-                "",
-                0,
-            ),
+        struct Kind<'a> {
+            name: &'static str,
+            pick: Pick,
+            slope: Option<&'a crate::trajectory::Slope>,
+            fitted: Fitted,
+            over: &'static str,
+            color: usize,
+        }
+        let kinds = [
+            Kind {
+                name: "τ_onset",
+                pick: |o| (o.tau_onset, o.tau_onset_lo, o.tau_onset_hi),
+                slope: onset_slope,
+                fitted: onset_fitted,
+                over: onset_over,
+                color: 2,
+            },
+            Kind {
+                name: "τ_mem",
+                pick: |o| (o.tau_mem, o.tau_mem_lo, o.tau_mem_hi),
+                slope: t.slope.as_ref(),
+                fitted: |_| true,
+                over: "",
+                color: 0,
+            },
         ];
-        for (name, pick, slope, fitted, over, color) in kinds {
+        for Kind {
+            name,
+            pick,
+            slope,
+            fitted,
+            over,
+            color,
+        } in kinds
+        {
             let reached: Vec<_> = t.onsets.iter().filter(|o| pick(o).0.is_some()).collect();
             if reached.is_empty() {
                 continue;
