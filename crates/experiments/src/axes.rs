@@ -1,5 +1,5 @@
 //! The number of diffusion steps s and the number of mixture components C as axes of a sweep
-//! measured along training (docs/METHOD.md §7d), read from the trajectories
+//! measured along training (docs/METHOD.md §7a), read from the trajectories
 //! ([`crate::trajectory`]) and the groups of the main summary — the same numbers as the
 //! trajectory tables.
 //!

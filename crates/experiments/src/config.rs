@@ -269,7 +269,7 @@ pub struct SweepConfig {
     /// list `[100, 1000, 5000]`. The final step (the unit's budget) is always measured. Needs
     /// `train_steps`.
     pub eval_at: Option<EvalAt>,
-    /// The loss probe (docs/METHOD.md §7c): at every snapshot, the denoising loss at fixed
+    /// The loss probe (docs/METHOD.md §7): at every snapshot, the denoising loss at fixed
     /// noise levels on the n training images and on this many held-out images (fresh mixture
     /// draws; for image data, images in none of O, T and the oracle's draw), in results.csv's
     /// `loss_*` columns and the trajectory. Off when left out. It never changes training.
@@ -300,8 +300,12 @@ impl Budget {
                     let t = t.trim();
                     let num = |x: &str| x.trim().parse::<u128>().map_err(|_| usage());
                     match t.split_once('*') {
-                        Some((a, b)) if b.trim() == "n" => Ok(num(a)? * n as u128),
-                        Some((a, b)) if a.trim() == "n" => Ok(num(b)? * n as u128),
+                        Some((a, b)) if b.trim() == "n" => {
+                            num(a)?.checked_mul(n as u128).ok_or_else(usage)
+                        }
+                        Some((a, b)) if a.trim() == "n" => {
+                            num(b)?.checked_mul(n as u128).ok_or_else(usage)
+                        }
                         Some(_) => Err(usage()),
                         None if t == "n" => Ok(n as u128),
                         None => num(t),
@@ -323,11 +327,6 @@ impl Budget {
             return Err(format!("0 optimizer steps at n = {n}: give at least 1"));
         }
         Ok(steps)
-    }
-
-    /// Whether the budget depends on n.
-    pub fn grows_with_n(&self) -> bool {
-        matches!(self, Budget::Formula(_))
     }
 }
 

@@ -1,4 +1,4 @@
-//! The denoising loss at fixed noise levels (docs/METHOD.md §7c): how well an ε-predictor
+//! The denoising loss at fixed noise levels (docs/METHOD.md §7): how well an ε-predictor
 //! denoises a given set of images at a few fixed ᾱ, with noise drawn from a fixed seed per
 //! level, so that two calls on the same images (two training snapshots) see the same noisy
 //! inputs and their losses differ only by the network.
