@@ -647,13 +647,6 @@ impl SimContext {
                     final_loss: loss,
                     train_step,
                     sampler,
-                    frechet: f64::NAN,
-                    kid: f64::NAN,
-                    kid_se: f64::NAN,
-                    precision: f64::NAN,
-                    recall: f64::NAN,
-                    density: f64::NAN,
-                    coverage: f64::NAN,
                     ..Default::default()
                 };
                 row.set_quality(&quality);

@@ -587,13 +587,6 @@ pub(crate) mod tests {
             final_loss: 0.1,
             train_step: 0,
             sampler: "-".into(),
-            frechet: f64::NAN,
-            kid: f64::NAN,
-            kid_se: f64::NAN,
-            precision: f64::NAN,
-            recall: f64::NAN,
-            density: f64::NAN,
-            coverage: f64::NAN,
             ..Default::default()
         }
     }
