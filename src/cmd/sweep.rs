@@ -108,18 +108,29 @@ fn set(t: &mut toml::Table, k: &str, v: impl Into<toml::Value>) {
 /// The resolved training config of one job: the `[train]` table plus px, s, seed (and the
 /// shifted indexing under papers-code).
 fn train_config(job: &ModelJob) -> Result<TrainConfig, BoxError> {
-    let mut t = job.train.clone();
-    set(&mut t, "px", job.px as i64);
-    set(&mut t, "diffusion_steps", job.steps as i64);
-    set(&mut t, "seed", 0i64);
-    if job.papers_code {
-        set(&mut t, "indexing", "papers-shifted");
-    }
-    let mut cfg: TrainConfig = toml::Value::Table(t)
-        .try_into()
-        .map_err(|e| format!("[train] table: {e}"))?;
+    let mut cfg = train_table(&job.train, job.px, job.steps, job.papers_code)?;
     cfg.seed = job.train_seed;
     Ok(cfg)
+}
+
+/// The `[train]` table with the sweep's per-run keys set (px, s, seed 0; the shifted indexing
+/// under papers-code), read as a training config.
+fn train_table(
+    train: &toml::Table,
+    px: usize,
+    steps: usize,
+    papers_code: bool,
+) -> Result<TrainConfig, String> {
+    let mut t = train.clone();
+    set(&mut t, "px", px as i64);
+    set(&mut t, "diffusion_steps", steps as i64);
+    set(&mut t, "seed", 0i64);
+    if papers_code {
+        set(&mut t, "indexing", "papers-shifted");
+    }
+    toml::Value::Table(t)
+        .try_into()
+        .map_err(|e| format!("[train] table: {e}"))
 }
 
 fn sample_options(job: &ModelJob, indexing: Indexing) -> Result<SampleOptions, BoxError> {
@@ -323,16 +334,14 @@ fn load_config(args: &SweepArgs) -> anyhow::Result<(SweepConfig, PathBuf)> {
         .with_context(|| format!("config {}", path.display()))?;
     // The [train] table is read per network; check it here, before anything is written.
     if cfg.has_model() {
+        let papers = cfg.protocol == Protocol::PapersCode;
         for &s in &cfg.steps {
-            let mut t = cfg.train.clone();
-            set(&mut t, "px", cfg.px as i64);
-            set(&mut t, "diffusion_steps", s as i64);
             let context = || format!("config {}", path.display());
-            let tc: TrainConfig = toml::Value::Table(t)
-                .try_into()
-                .map_err(|e| anyhow::anyhow!("[train] table: {e}"))
+            train_table(&cfg.train, cfg.px, s, papers)
+                .map_err(anyhow::Error::msg)
+                .with_context(context)?
+                .validate()
                 .with_context(context)?;
-            tc.validate().with_context(context)?;
         }
     }
     let out = match &args.out {

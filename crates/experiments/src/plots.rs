@@ -814,9 +814,6 @@ pub fn axes_plots(rep: &Report, out: &Path) -> Result<Vec<PathBuf>, ReportError>
         for e in rep.eta_steps.iter().filter(|e| e.eta.is_finite()) {
             lines
                 .entry((e.key.data.clone(), e.key.px, e.s, e.sampler.clone()))
-                .or_default();
-            lines
-                .entry((e.key.data.clone(), e.key.px, e.s, e.sampler.clone()))
                 .or_default()
                 .push(e);
         }
